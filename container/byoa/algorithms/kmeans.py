@@ -1,0 +1,182 @@
+"""k-means as SageMaker's built-in does it: streaming mini-batch k-means over
+``k * extra_center_factor`` centres, then a local weighted Lloyd's run that
+reduces them to ``k``. Memory is bounded by ``mini_batch_size``."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.metrics import silhouette_score
+
+from ..data.blocks import Block
+from ..errors import DataError
+from ..evaluation import metrics as M
+from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real
+from .base import SEED, Algorithm, Evaluator, Model, dense, stream_epochs
+
+log = logging.getLogger("byoa.train")
+
+SILHOUETTE_SAMPLE = 2000
+
+
+def squared_distances(X, centers: np.ndarray) -> np.ndarray:
+    """||x - c||^2 for every row and centre, dense or sparse X, never negative."""
+    if sp.issparse(X):
+        x2 = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+    else:
+        x2 = np.einsum("ij,ij->i", X, X)
+    d = x2[:, None] - 2.0 * (X @ centers.T) + np.einsum("ij,ij->i", centers, centers)[None, :]
+    return np.maximum(np.asarray(d), 0.0)
+
+
+class KMeansModel(Model):
+    name = "kmeans"
+    metric_defs = M.KMEANS
+
+    def __init__(self, centers: np.ndarray, eval_metrics: list[str], seed: int = 0):
+        self.centers = centers.astype(np.float32)
+        self.eval_metrics = eval_metrics
+        self.seed = seed
+
+    def predict(self, X) -> dict:
+        d = squared_distances(X, self.centers)
+        closest = d.argmin(axis=1)
+        return {
+            "closest_cluster": closest.astype(np.float32),
+            "distance_to_cluster": np.sqrt(d[np.arange(len(closest)), closest]).astype(np.float32),
+        }
+
+    def evaluator(self):
+        return _KMeansEvaluator(self)
+
+    def to_artifacts(self):
+        return {"centers": self.centers}, {"eval_metrics": self.eval_metrics, "seed": self.seed}
+
+    @classmethod
+    def from_artifacts(cls, arrays, meta):
+        return cls(arrays["centers"], meta["eval_metrics"], meta.get("seed", 0))
+
+
+class _KMeansEvaluator(Evaluator):
+    def __init__(self, model: KMeansModel):
+        self.model = model
+        self.n = 0
+        self.ssd = 0.0
+        self.sample = M.Reservoir(SILHOUETTE_SAMPLE, model.seed)
+
+    def add(self, block: Block) -> None:
+        out = self.model.predict(block.X)
+        self.n += len(block)
+        self.ssd += float(np.square(out["distance_to_cluster"].astype(np.float64)).sum())
+        self.sample.add(dense(block.X), out["closest_cluster"])
+
+    def result(self) -> dict:
+        result = {"msd": self.ssd / max(self.n, 1), "ssd": self.ssd}
+        X, labels = self.sample.sample() or (None, None)
+        if X is not None and 1 < len(np.unique(labels)) < len(labels):
+            result["silhouette"] = float(silhouette_score(X, labels))
+        wanted = set(self.model.eval_metrics) | {"silhouette"}
+        return {k: v for k, v in result.items() if k in wanted}
+
+
+class KMeansAlgorithm(Algorithm):
+    name = "kmeans"
+    streaming = True
+    metric_defs = M.KMEANS
+    model_class = KMeansModel
+    params = [
+        Param("k", Integer(2), help="number of clusters"),
+        Param("feature_dim", Integer(1), help="number of features; each record must have exactly this many"),
+        Param("mini_batch_size", Integer(1), 5000, "records per streaming update"),
+        Param("epochs", Integer(1), 1, "passes over the training data"),
+        Param("init_method", Options(("random", "kmeans++")), "random", "how the streaming centres are seeded (first mini-batch)"),
+        Param(
+            "extra_center_factor",
+            AnyOf((Options(("auto",)), Integer(1))),
+            "auto",
+            "streaming keeps k * this many centres, reduced to k at the end; auto = 4",
+        ),
+        Param("local_lloyd_max_iter", Integer(1), 300, "iterations of the final weighted Lloyd's reduction"),
+        Param("local_lloyd_tol", Real(0), 0.0001, "tolerance of the final reduction"),
+        Param("local_lloyd_init_method", Options(("kmeans++", "random")), "kmeans++", "seeding of the final reduction"),
+        Param("local_lloyd_num_trials", AnyOf((Options(("auto",)), Integer(1))), "auto", "reduction restarts; auto = 10"),
+        Param("half_life_time_size", Integer(0), 0, "records after which a centre's past weight halves; 0 = no decay"),
+        Param("eval_metrics", ListOf(Options(("msd", "ssd"))), ["msd"], "metrics reported: msd, ssd (silhouette always)"),
+        SEED,
+    ]
+
+    def __init__(self, hp, ctx):
+        super().__init__(hp, ctx)
+        factor = hp["extra_center_factor"]
+        self.n_centers = hp["k"] * (4 if factor == "auto" else factor)
+        self.centers: np.ndarray | None = None
+        self.counts: np.ndarray | None = None
+
+    # --- streaming state (also what a checkpoint holds)
+    def state(self):
+        return {"centers": self.centers, "counts": self.counts}, {}
+
+    def load_state(self, arrays, meta):
+        self.centers, self.counts = arrays["centers"].astype(np.float64), arrays["counts"].astype(np.float64)
+
+    def _init_centers(self, X) -> None:
+        X = dense(X).astype(np.float64)
+        n = min(self.n_centers, len(X))
+        if self.hp["init_method"] == "kmeans++":
+            centers, _ = kmeans_plusplus(X, n, random_state=self.hp["seed"])
+        else:
+            centers = X[self.rng.choice(len(X), n, replace=False)]
+        if n < self.n_centers:
+            log.warning("first mini-batch has %d records; using %d streaming centres instead of %d", len(X), n, self.n_centers)
+        self.centers = centers
+        self.counts = np.zeros(n)
+
+    def step(self, batch: Block) -> None:
+        if self.centers is None:
+            self._init_centers(batch.X)
+        self.update(*self.batch_statistics(batch.X))
+
+    def batch_statistics(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Per-centre sums and counts of the batch: all one host needs to send in a distributed round."""
+        closest = squared_distances(X, self.centers).argmin(axis=1)
+        k = len(self.centers)
+        onehot = sp.csr_matrix((np.ones(len(closest)), (closest, np.arange(len(closest)))), shape=(k, len(closest)))
+        sums = np.asarray(onehot @ X, dtype=np.float64)
+        return sums, np.bincount(closest, minlength=k).astype(np.float64)
+
+    def update(self, sums: np.ndarray, counts: np.ndarray) -> None:
+        """Each centre moves to the running mean of its points (per-centre rate 1/count)."""
+        half_life = self.hp["half_life_time_size"]
+        if half_life:
+            self.counts *= 0.5 ** (counts.sum() / half_life)
+        total = self.counts + counts
+        hit = counts > 0
+        self.centers[hit] += (sums[hit] - counts[hit, None] * self.centers[hit]) / total[hit, None]
+        self.counts = total
+
+    def reduce(self) -> np.ndarray:
+        """Weighted Lloyd's over the streaming centres -> k centres."""
+        k = self.hp["k"]
+        if len(self.centers) <= k:
+            return self.centers
+        trials = self.hp["local_lloyd_num_trials"]
+        weights = np.maximum(self.counts, 1e-12)
+        km = KMeans(
+            n_clusters=k,
+            init="k-means++" if self.hp["local_lloyd_init_method"] == "kmeans++" else "random",
+            n_init=10 if trials == "auto" else trials,
+            max_iter=self.hp["local_lloyd_max_iter"],
+            tol=self.hp["local_lloyd_tol"],
+            random_state=self.hp["seed"],
+        )
+        km.fit(self.centers, sample_weight=weights)
+        return km.cluster_centers_
+
+    def fit(self, train, validation):
+        stream_epochs(self, train, self.hp["epochs"], self.hp["mini_batch_size"], self.step)
+        if len(self.centers) < self.hp["k"]:
+            raise DataError(f"k={self.hp['k']} but the training data has only {len(self.centers)} records")
+        return KMeansModel(self.reduce(), self.hp["eval_metrics"], self.hp["seed"]), None

@@ -1,0 +1,152 @@
+"""k-nearest neighbours: a seeded reservoir sample of ``sample_size`` records
+(one pass, memory bounded by the sample), optional sign random projection, exact search."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..data.blocks import Block
+from ..errors import ConfigError, DataError
+from ..evaluation import metrics as M
+from ..hyperparameters import AnyOf, Integer, Options, Param
+from .base import SEED, Algorithm, Evaluator, Model, batches, dense, require_labels
+from .kmeans import squared_distances
+
+log = logging.getLogger("byoa.train")
+
+MAX_DISTANCES = 20_000_000  # rows x sample entries computed at once
+
+
+class KNNModel(Model):
+    name = "knn"
+
+    def __init__(self, predictor_type, k, metric, sample_X, sample_y, projection):
+        self.predictor_type, self.k, self.metric = predictor_type, int(k), metric
+        self.X = sample_X.astype(np.float32)
+        self.y = sample_y.astype(np.float32)
+        self.projection = projection.astype(np.float32) if projection is not None and projection.size else None
+        if metric == "COSINE":
+            norms = np.linalg.norm(self.X, axis=1, keepdims=True)
+            self.X = self.X / np.maximum(norms, 1e-12)
+
+    @property
+    def metric_defs(self):
+        return M.KNN_CLASSIFIER if self.predictor_type == "classifier" else M.KNN_REGRESSOR
+
+    def neighbours(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, sample indices) of the k nearest, nearest first. For INNER_PRODUCT and COSINE,
+        the "distance" is the negated similarity, so ascending still means nearest first."""
+        Q = dense(X).astype(np.float32)
+        if self.projection is not None:
+            Q = Q @ self.projection
+        if self.metric == "COSINE":
+            Q = Q / np.maximum(np.linalg.norm(Q, axis=1, keepdims=True), 1e-12)
+        k = min(self.k, len(self.X))
+        step = max(1, MAX_DISTANCES // max(len(self.X), 1))
+        dist, idx = [], []
+        for lo in range(0, len(Q), step):
+            q = Q[lo : lo + step]
+            d = squared_distances(q, self.X) if self.metric == "L2" else -(q @ self.X.T)
+            part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.tile(np.arange(d.shape[1]), (len(q), 1))
+            pd = np.take_along_axis(d, part, axis=1)
+            order = np.argsort(pd, axis=1, kind="stable")
+            idx.append(np.take_along_axis(part, order, axis=1))
+            dist.append(np.take_along_axis(pd, order, axis=1))
+        dist, idx = np.concatenate(dist), np.concatenate(idx)
+        if self.metric == "L2":
+            dist = np.sqrt(dist)
+        return dist.astype(np.float32), idx
+
+    def predict(self, X) -> dict:
+        dist, idx = self.neighbours(X)
+        labels = self.y[idx]
+        if self.predictor_type == "regressor":
+            label = labels.mean(axis=1)
+        else:  # majority vote; ties go to the label whose nearest member is nearest
+            classes = np.unique(labels)
+            hits = labels[:, :, None] == classes[None, None, :]
+            counts = hits.sum(axis=1)
+            first = np.where(hits.any(axis=1), hits.argmax(axis=1), labels.shape[1])
+            label = classes[np.argmax(counts * (labels.shape[1] + 1) - first, axis=1)]
+        return {"predicted_label": label.astype(np.float32), "distances": dist, "labels": labels}
+
+    def evaluator(self):
+        return _KNNEvaluator(self)
+
+    def to_artifacts(self):
+        arrays = {"X": self.X, "y": self.y, "projection": self.projection if self.projection is not None else np.zeros(0, np.float32)}
+        return arrays, {"predictor_type": self.predictor_type, "k": self.k, "metric": self.metric}
+
+    @classmethod
+    def from_artifacts(cls, arrays, meta):
+        model = cls(meta["predictor_type"], meta["k"], "L2", arrays["X"], arrays["y"], arrays["projection"])
+        model.metric = meta["metric"]  # stored rows are already normalised for COSINE
+        return model
+
+
+class _KNNEvaluator(Evaluator):
+    def __init__(self, model: KNNModel):
+        self.model = model
+        self.correct = self.n = 0
+        self.reg = M.RegressionAccumulator()
+
+    def add(self, block: Block) -> None:
+        y = require_labels(block, "evaluation")
+        pred = self.model.predict(block.X)["predicted_label"]
+        self.n += len(y)
+        self.correct += int((pred == y).sum())
+        self.reg.add(y, pred)
+
+    def result(self) -> dict:
+        if self.model.predictor_type == "classifier":
+            return {"accuracy": self.correct / max(self.n, 1)}
+        r = self.reg.result()
+        return {"r2": r["r2"], "mse": r["mse"]}
+
+
+class KNNAlgorithm(Algorithm):
+    name = "knn"
+    streaming = False
+    metric_defs = M.KNN_CLASSIFIER + M.KNN_REGRESSOR
+    model_class = KNNModel
+    params = [
+        Param("k", Integer(1), help="neighbours per prediction"),
+        Param("feature_dim", Integer(1)),
+        Param("predictor_type", Options(("classifier", "regressor"))),
+        Param("sample_size", Integer(1), help="records kept (uniform reservoir sample over the stream)"),
+        Param("dimension_reduction_type", Options(("none", "sign"), unsupported=("fjlt",)), "none", "sign: random +-1 projection"),
+        Param("dimension_reduction_target", AnyOf((Options(("none",)), Integer(1))), "none", "required with dimension_reduction_type"),
+        Param("index_metric", Options(("L2", "INNER_PRODUCT", "COSINE")), "L2"),
+        Param("index_type", Options(("faiss.Flat", "faiss.IVFFlat", "faiss.IVFPQ")), "faiss.Flat", "search is always exact here", ignored=True),
+        Param("faiss_index_ivf_nlists", AnyOf((Options(("auto",)), Integer(1))), "auto", ignored=True),
+        Param("faiss_index_pq_m", Integer(1), 16, ignored=True),
+        Param("mini_batch_size", Integer(1), 5000, "records read per batch"),
+        SEED,
+    ]
+
+    def __init__(self, hp, ctx):
+        super().__init__(hp, ctx)
+        if hp["dimension_reduction_type"] == "sign":
+            target = hp["dimension_reduction_target"]
+            if target == "none":
+                raise ConfigError("dimension_reduction_target is required when dimension_reduction_type=sign")
+            if target > hp["feature_dim"]:
+                raise ConfigError(f"dimension_reduction_target={target} is larger than feature_dim={hp['feature_dim']}")
+
+    def fit(self, train, validation):
+        log.info("knn reads the training data once (epoch 0) to draw its sample")
+        projection = None
+        if self.hp["dimension_reduction_type"] == "sign":
+            target = self.hp["dimension_reduction_target"]
+            projection = (self.rng.integers(0, 2, (self.hp["feature_dim"], target)) * 2 - 1).astype(np.float32) / np.sqrt(target)
+        sample = M.Reservoir(self.hp["sample_size"], self.hp["seed"])
+        for batch in batches(train, self.hp["mini_batch_size"]):
+            X = dense(batch.X).astype(np.float32)
+            sample.add(X @ projection if projection is not None else X, require_labels(batch, train.name))
+        if sample.seen == 0:
+            raise DataError(f"channel '{train.name}' has no records")
+        X, y = sample.sample()
+        log.info("knn sample: %d of %d records", len(X), sample.seen)
+        return KNNModel(self.hp["predictor_type"], self.hp["k"], self.hp["index_metric"], X, y, projection), None

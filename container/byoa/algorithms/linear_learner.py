@@ -1,0 +1,485 @@
+"""Linear learner: streaming mini-batch SGD/Adam/RMSProp over a linear model,
+with the built-in algorithm's losses, scaling, class weighting and
+threshold selection for binary classifiers."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data.blocks import Block, concat
+from ..errors import ConfigError, DataError
+from ..evaluation import metrics as M
+from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
+from .base import SEED, Algorithm, Evaluator, Model, batches, require_labels, stream_epochs
+
+log = logging.getLogger("byoa.train")
+
+LOSSES = {
+    "binary_classifier": ("logistic", "hinge_loss"),
+    "multiclass_classifier": ("softmax_loss",),
+    "regressor": (
+        "squared_loss",
+        "absolute_loss",
+        "huber_loss",
+        "quantile_loss",
+        "eps_insensitive_squared_loss",
+        "eps_insensitive_absolute_loss",
+    ),
+}
+AUTO_LOSS = {"binary_classifier": "logistic", "multiclass_classifier": "softmax_loss", "regressor": "squared_loss"}
+CRITERIA = ("accuracy", "f_beta", "precision_at_target_recall", "recall_at_target_precision", "loss_function")
+
+AUTO = Options(("auto",))
+ANY_LOSS = tuple(sorted({loss for losses in LOSSES.values() for loss in losses}))
+
+
+def _sigmoid(s):
+    return 0.5 * (1.0 + np.tanh(0.5 * s))
+
+
+def _softmax(S):
+    S = S - S.max(axis=1, keepdims=True)
+    E = np.exp(S)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per-record loss and d loss / d score. S is (n, c); y holds labels (class index for softmax)."""
+    if loss == "softmax_loss":
+        P = _softmax(S)
+        rows = np.arange(len(y))
+        cls = y.astype(np.int64)
+        value = -np.log(np.clip(P[rows, cls], 1e-15, 1))
+        P[rows, cls] -= 1.0
+        return value, P
+    s = S[:, 0]
+    if loss == "logistic":
+        p = _sigmoid(s)
+        value = np.logaddexp(0.0, s) - y * s
+        return value, (p - y)[:, None]
+    if loss == "hinge_loss":
+        sign = 2.0 * y - 1.0
+        margin = hp["margin"] - sign * s
+        return np.maximum(margin, 0.0), np.where(margin > 0, -sign, 0.0)[:, None]
+    r = s - y
+    if loss == "squared_loss":
+        return 0.5 * r * r, r[:, None]
+    if loss == "absolute_loss":
+        return np.abs(r), np.sign(r)[:, None]
+    if loss == "huber_loss":
+        d = hp["huber_delta"]
+        a = np.abs(r)
+        return np.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)), np.clip(r, -d, d)[:, None]
+    if loss == "quantile_loss":
+        q = hp["quantile"]
+        return np.where(r < 0, -q * r, (1 - q) * r), np.where(r < 0, -q, 1 - q)[:, None]
+    eps = hp["loss_insensitivity"]
+    excess = np.maximum(np.abs(r) - eps, 0.0)
+    if loss == "eps_insensitive_squared_loss":
+        return 0.5 * excess**2, (np.sign(r) * excess)[:, None]
+    return excess, (np.sign(r) * (excess > 0))[:, None]  # eps_insensitive_absolute_loss
+
+
+class LinearModel(Model):
+    name = "linear-learner"
+
+    def __init__(self, predictor_type, W, b, mean, scale, label_mean=0.0, label_scale=1.0, threshold=0.5, beta=1.0,
+                 top_k=3, criterion="accuracy", targets=None):
+        self.targets = targets or {"target_recall": 0.8, "target_precision": 0.8}
+        self.predictor_type = predictor_type
+        self.W, self.b = W.astype(np.float64), b.astype(np.float64)
+        self.mean, self.scale = mean.astype(np.float64), scale.astype(np.float64)
+        self.label_mean, self.label_scale = float(label_mean), float(label_scale)
+        self.threshold = float(threshold)
+        self.beta, self.top_k, self.criterion = beta, top_k, criterion
+        self.selection: dict = {}
+
+    @property
+    def metric_defs(self):
+        return {"binary_classifier": M.BINARY, "multiclass_classifier": M.MULTICLASS, "regressor": M.REGRESSION}[
+            self.predictor_type
+        ]
+
+    def raw_scores(self, X) -> np.ndarray:
+        if sp.issparse(X):  # scaled, not centred: sparse data stays sparse
+            return np.asarray(X @ (self.W / self.scale[:, None])) + self.b
+        return ((X - self.mean) / self.scale) @ self.W + self.b
+
+    def predict(self, X) -> dict:
+        S = self.raw_scores(X)
+        if self.predictor_type == "binary_classifier":
+            score = _sigmoid(S[:, 0])
+            return {"score": score.astype(np.float32), "predicted_label": (score >= self.threshold).astype(np.float32)}
+        if self.predictor_type == "multiclass_classifier":
+            P = _softmax(S)
+            return {"score": P.astype(np.float32), "predicted_label": P.argmax(axis=1).astype(np.float32)}
+        return {"score": (S[:, 0] * self.label_scale + self.label_mean).astype(np.float32)}
+
+    def evaluator(self):
+        return _LinearEvaluator(self)
+
+    def finalize(self, evaluators) -> None:
+        if self.predictor_type != "binary_classifier":
+            return
+        role = "validation" if "validation" in evaluators else "train"
+        self.threshold, self.selection = choose_threshold(evaluators[role].acc, self.criterion, self.targets, self.beta)
+        self.selection["chosen_on"] = role
+        log.info(
+            "decision threshold %.4f chosen on %s data by %s%s",
+            self.threshold,
+            role,
+            self.criterion,
+            f" ({self.selection['note']})" if self.selection.get("note") else "",
+        )
+
+    def to_artifacts(self):
+        arrays = {"W": self.W, "b": self.b, "mean": self.mean, "scale": self.scale}
+        meta = {
+            "predictor_type": self.predictor_type,
+            "label_mean": self.label_mean,
+            "label_scale": self.label_scale,
+            "threshold": self.threshold,
+            "beta": self.beta,
+            "top_k": self.top_k,
+            "criterion": self.criterion,
+            "targets": self.targets,
+            "selection": self.selection,
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_artifacts(cls, arrays, meta):
+        model = cls(
+            meta["predictor_type"], arrays["W"], arrays["b"], arrays["mean"], arrays["scale"], meta["label_mean"],
+            meta["label_scale"], meta["threshold"], meta["beta"], meta["top_k"], meta["criterion"], meta["targets"],
+        )
+        model.selection = meta.get("selection", {})
+        return model
+
+
+def choose_threshold(acc: M.BinaryAccumulator, criterion: str, hp: dict, beta: float) -> tuple[float, dict]:
+    """Pick the decision threshold on evaluation data by the built-in's model-selection criteria."""
+    if criterion == "loss_function":
+        return 0.5, {"criterion": criterion}
+    c = acc.curve()
+    tp, fp, fn, tn = (c[k].astype(np.float64) for k in ("tp", "fp", "fn", "tn"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        accuracy = (tp + tn) / np.maximum(tp + fp + fn + tn, 1)
+        b2 = beta * beta
+        f_beta = np.where(b2 * precision + recall > 0, (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
+    note = ""
+    if criterion == "accuracy":
+        i = int(np.argmax(accuracy))
+    elif criterion == "f_beta":
+        i = int(np.argmax(f_beta))
+    elif criterion == "precision_at_target_recall":
+        target = hp["target_recall"]
+        ok = recall >= target
+        i = int(np.argmax(np.where(ok, precision, -1.0)))  # recall is 1 at threshold 0, so ok is never empty
+    else:  # recall_at_target_precision
+        target = hp["target_precision"]
+        ok = precision >= target
+        if ok.any():
+            i = int(np.argmax(np.where(ok, recall + 1e-9 * precision, -1.0)))
+        else:
+            i = int(np.argmax(precision))
+            note = f"target precision {target} is not reachable; best achievable precision {precision[i]:.4f}"
+            log.warning("recall_at_target_precision: %s", note)
+    chosen = float(c["thresholds"][i])
+    info = {
+        "criterion": criterion,
+        "threshold": chosen,
+        "precision": float(precision[i]),
+        "recall": float(recall[i]),
+        "accuracy": float(accuracy[i]),
+    }
+    if note:
+        info["note"] = note
+    return chosen, info
+
+
+class _LinearEvaluator(Evaluator):
+    def __init__(self, model: LinearModel):
+        self.model = model
+        kind = model.predictor_type
+        if kind == "binary_classifier":
+            self.acc = M.BinaryAccumulator()
+        elif kind == "multiclass_classifier":
+            self.acc = M.MulticlassAccumulator(model.W.shape[1], model.top_k)
+        else:
+            self.acc = M.RegressionAccumulator()
+
+    def add(self, block: Block) -> None:
+        y = require_labels(block, "evaluation")
+        out = self.model.predict(block.X)
+        self.acc.add(y, out["score"])
+
+    def result(self) -> dict:
+        kind = self.model.predictor_type
+        if kind == "binary_classifier":
+            return self.acc.result(self.model.threshold, self.model.beta)
+        if kind == "multiclass_classifier":
+            return self.acc.result(self.model.beta)
+        return self.acc.result()
+
+
+class LinearLearnerAlgorithm(Algorithm):
+    name = "linear-learner"
+    streaming = True
+    metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
+    model_class = LinearModel
+    params = [
+        Param("predictor_type", Options(tuple(LOSSES))),
+        Param("num_classes", AnyOf((AUTO, Integer(3, 1_000_000))), "auto", "required for multiclass_classifier"),
+        Param("feature_dim", AnyOf((AUTO, Integer(1))), "auto", "auto: taken from the data"),
+        Param("epochs", Integer(1), 15),
+        Param("mini_batch_size", Integer(1), 1000),
+        Param("loss", Options(("auto", *ANY_LOSS)), "auto", "auto: logistic, softmax_loss or squared_loss by predictor_type"),
+        Param("optimizer", Options(("auto", "adam", "sgd", "rmsprop")), "auto", "auto = adam"),
+        Param("learning_rate", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto: 0.01 (adam, rmsprop), 0.1 (sgd)"),
+        Param("beta_1", Real(0, 1), 0.9),
+        Param("beta_2", Real(0, 1), 0.999),
+        Param("momentum", AnyOf((AUTO, Real(0, 1))), "auto", "sgd momentum; auto = 0.9"),
+        Param("wd", AnyOf((AUTO, Real(0))), "auto", "L2 regularization; auto = 0"),
+        Param("l1", AnyOf((AUTO, Real(0))), "auto", "L1 regularization; auto = 0"),
+        Param("use_bias", Boolean(), True),
+        Param("bias_lr_mult", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto = 1"),
+        Param("bias_wd_mult", AnyOf((AUTO, Real(0))), "auto", "auto = 0"),
+        Param("init_method", Options(("uniform", "normal")), "uniform"),
+        Param("init_scale", Real(0, low_open=True), 0.07),
+        Param("init_sigma", Real(0, low_open=True), 0.01),
+        Param("init_bias", Real(), 0.0),
+        Param("normalize_data", Boolean(), True, "standardize features (sparse: scale only)"),
+        Param("normalize_label", AnyOf((AUTO, Boolean())), "auto", "auto: true for regressor"),
+        Param("num_point_for_scaler", Integer(1), 10000, "records used to compute scaling and class weights"),
+        Param("use_lr_scheduler", Boolean(), True),
+        Param("lr_scheduler_step", AnyOf((AUTO, Integer(1))), "auto", "auto = 100 updates"),
+        Param("lr_scheduler_factor", AnyOf((AUTO, Real(0, 1, low_open=True))), "auto", "auto = 0.99"),
+        Param("lr_scheduler_minimum_lr", AnyOf((AUTO, Real(0))), "auto", "auto = 1e-5"),
+        Param("early_stopping_patience", Integer(1), 3, "epochs without improvement before stopping"),
+        Param("early_stopping_tolerance", Real(0), 0.001, "relative improvement that counts"),
+        Param("binary_classifier_model_selection_criteria", Options(CRITERIA), "accuracy"),
+        Param("target_recall", Real(0, 1), 0.8),
+        Param("target_precision", Real(0, 1), 0.8),
+        Param("f_beta", Real(0, low_open=True), 1.0),
+        Param("positive_example_weight_mult", AnyOf((Options(("auto", "balanced")), Real(0, low_open=True))), 1.0, "auto = balanced"),
+        Param("balance_multiclass_weights", Boolean(), False),
+        Param("accuracy_top_k", Integer(1), 3),
+        Param("margin", Real(0), 1.0, "hinge_loss margin"),
+        Param("huber_delta", Real(0, low_open=True), 1.0),
+        Param("quantile", Real(0, 1, low_open=True), 0.5),
+        Param("loss_insensitivity", Real(0), 0.01),
+        Param("num_models", AnyOf((AUTO, Integer(1))), "auto", "one model is trained", ignored=True),
+        Param("num_calibration_samples", Integer(1), 10000000, "threshold chosen from a 10,000-bin score histogram", ignored=True),
+        Param("unbias_data", AnyOf((AUTO, Boolean())), "auto", "normalize_data centres dense data", ignored=True),
+        Param("unbias_label", AnyOf((AUTO, Boolean())), "auto", "normalize_label centres labels", ignored=True),
+        SEED,
+    ]
+
+    def __init__(self, hp, ctx):
+        super().__init__(hp, ctx)
+        kind = hp["predictor_type"]
+        if kind == "multiclass_classifier" and hp["num_classes"] == "auto":
+            raise ConfigError("num_classes is required when predictor_type=multiclass_classifier")
+        self.loss = AUTO_LOSS[kind] if hp["loss"] == "auto" else hp["loss"]
+        if self.loss not in LOSSES[kind]:
+            raise ConfigError(f"loss={self.loss} does not fit predictor_type={kind}; use one of: {', '.join(LOSSES[kind])}")
+        self.n_out = hp["num_classes"] if kind == "multiclass_classifier" else 1
+        self.optimizer = "adam" if hp["optimizer"] == "auto" else hp["optimizer"]
+        lr = hp["learning_rate"]
+        self.lr = (0.1 if self.optimizer == "sgd" else 0.01) if lr == "auto" else lr
+        auto = lambda name, default: default if hp[name] == "auto" else hp[name]  # noqa: E731
+        self.wd, self.l1 = auto("wd", 0.0), auto("l1", 0.0)
+        self.momentum = auto("momentum", 0.9)
+        self.bias_lr, self.bias_wd = auto("bias_lr_mult", 1.0), auto("bias_wd_mult", 0.0)
+        self.sched_step, self.sched_factor = auto("lr_scheduler_step", 100), auto("lr_scheduler_factor", 0.99)
+        self.sched_min = auto("lr_scheduler_minimum_lr", 1e-5)
+        self.normalize_label = kind == "regressor" if hp["normalize_label"] == "auto" else hp["normalize_label"]
+        self.W = self.b = None
+        self.mean = self.scale = None
+        self.label_mean, self.label_scale = 0.0, 1.0
+        self.class_weights: np.ndarray | None = None
+        self.t = 0
+        self.best = (np.inf, None)
+        self.bad_epochs = 0
+        self.epoch_loss = self.epoch_weight = 0.0
+        self._warmup: list[Block] = []
+        self._warm_count = 0
+
+    # --- checkpoint state
+    def state(self):
+        arrays = {k: getattr(self, k) for k in ("W", "b", "mean", "scale", "m_W", "v_W", "m_b", "v_b", "class_weights")}
+        best_loss, best_params = self.best
+        if best_params is not None:
+            arrays["best_W"], arrays["best_b"] = best_params
+        meta = {"t": self.t, "label_mean": self.label_mean, "label_scale": self.label_scale,
+                "best_loss": best_loss if np.isfinite(best_loss) else None, "bad_epochs": self.bad_epochs, "lr": self.lr}
+        return arrays, meta
+
+    def load_state(self, arrays, meta):
+        for k in ("W", "b", "mean", "scale", "m_W", "v_W", "m_b", "v_b", "class_weights"):
+            setattr(self, k, arrays[k].astype(np.float64))
+        self.t, self.bad_epochs, self.lr = meta["t"], meta["bad_epochs"], meta["lr"]
+        self.label_mean, self.label_scale = meta["label_mean"], meta["label_scale"]
+        best = meta["best_loss"]
+        self.best = (np.inf if best is None else best, (arrays["best_W"], arrays["best_b"]) if "best_W" in arrays else None)
+
+    # --- set-up from the first num_point_for_scaler records
+    def _check_labels(self, y: np.ndarray) -> None:
+        kind = self.hp["predictor_type"]
+        if kind == "binary_classifier":
+            bad = y[(y != 0) & (y != 1)]
+            if len(bad):
+                raise DataError(f"predictor_type=binary_classifier needs labels 0 or 1; found {bad[0]:g}")
+        elif kind == "multiclass_classifier":
+            bad = y[(y != np.round(y)) | (y < 0) | (y >= self.n_out)]
+            if len(bad):
+                raise DataError(f"predictor_type=multiclass_classifier with num_classes={self.n_out} needs labels 0..{self.n_out - 1}; found {bad[0]:g}")
+
+    def _setup(self, sample: Block) -> None:
+        X, y = sample.X, sample.y
+        d = X.shape[1]
+        if self.hp["normalize_data"]:
+            if sp.issparse(X):
+                sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
+                self.mean, self.scale = np.zeros(d), np.sqrt(sq)
+            else:
+                self.mean, self.scale = X.mean(axis=0).astype(np.float64), X.std(axis=0).astype(np.float64)
+            self.scale[self.scale < 1e-8] = 1.0
+        else:
+            self.mean, self.scale = np.zeros(d), np.ones(d)
+        if self.normalize_label:
+            self.label_mean, self.label_scale = float(y.mean()), float(y.std()) or 1.0
+        kind = self.hp["predictor_type"]
+        if kind == "binary_classifier":
+            mult = self.hp["positive_example_weight_mult"]
+            pos = float((y == 1).sum())
+            if mult in ("auto", "balanced"):
+                mult = (len(y) - pos) / pos if pos else 1.0
+                log.info("positive_example_weight_mult=%s -> %.4f (negatives/positives in the first %d records)", self.hp["positive_example_weight_mult"], mult, len(y))
+            self.class_weights = np.array([1.0, mult])
+        elif kind == "multiclass_classifier" and self.hp["balance_multiclass_weights"]:
+            counts = np.bincount(y.astype(np.int64), minlength=self.n_out).astype(np.float64)
+            self.class_weights = np.where(counts > 0, len(y) / (self.n_out * np.maximum(counts, 1)), 1.0)
+        else:
+            self.class_weights = np.ones(max(self.n_out, 2))
+        if self.hp["init_method"] == "uniform":
+            self.W = self.rng.uniform(-self.hp["init_scale"], self.hp["init_scale"], (d, self.n_out))
+        else:
+            self.W = self.rng.normal(0, self.hp["init_sigma"], (d, self.n_out))
+        self.b = np.full(self.n_out, self.hp["init_bias"] if self.hp["use_bias"] else 0.0)
+        self.m_W, self.v_W = np.zeros_like(self.W), np.zeros_like(self.W)
+        self.m_b, self.v_b = np.zeros_like(self.b), np.zeros_like(self.b)
+
+    def _model(self, W=None, b=None) -> LinearModel:
+        return LinearModel(
+            self.hp["predictor_type"], self.W if W is None else W, self.b if b is None else b, self.mean, self.scale,
+            self.label_mean, self.label_scale, 0.5, self.hp["f_beta"], self.hp["accuracy_top_k"],
+            self.hp["binary_classifier_model_selection_criteria"],
+            {"target_recall": self.hp["target_recall"], "target_precision": self.hp["target_precision"]},
+        )
+
+    # --- training
+    def step(self, batch: Block) -> None:
+        y = require_labels(batch, "train")
+        self._check_labels(y)
+        if self.W is None:
+            self._warmup.append(batch)
+            self._warm_count += len(batch)
+            if self._warm_count < self.hp["num_point_for_scaler"]:
+                return
+            self._flush_warmup()
+            return
+        self._update(batch.X, y)
+
+    def _flush_warmup(self) -> None:
+        if not self._warmup:
+            return
+        blocks, self._warmup = self._warmup, []
+        self._setup(concat(blocks))
+        for block in blocks:
+            self._update(block.X, block.y)
+
+    def _update(self, X, y) -> None:
+        Xn = X.multiply(1.0 / self.scale).tocsr() if sp.issparse(X) else (X - self.mean) / self.scale
+        target = (y - self.label_mean) / self.label_scale if self.normalize_label else y
+        S = np.asarray(Xn @ self.W) + self.b
+        loss, G = loss_and_gradient(self.loss, S, target, self.hp)
+        if self.hp["predictor_type"] != "regressor":
+            w = self.class_weights[y.astype(np.int64)]
+        else:
+            w = np.ones(len(y))
+        total = w.sum()
+        self.epoch_loss += float(loss @ w)
+        self.epoch_weight += total
+        G = G * (w / total)[:, None]
+        gW = np.asarray(Xn.T @ G) + self.wd * self.W + self.l1 * np.sign(self.W)
+        gb = G.sum(axis=0) * self.bias_lr + self.bias_wd * self.wd * self.b if self.hp["use_bias"] else np.zeros_like(self.b)
+        self.t += 1
+        lr = self.lr
+        if self.hp["use_lr_scheduler"]:
+            lr = max(self.lr * self.sched_factor ** (self.t // self.sched_step), self.sched_min)
+        if self.optimizer == "adam":
+            b1, b2 = self.hp["beta_1"], self.hp["beta_2"]
+            for p, g, m, v in ((self.W, gW, self.m_W, self.v_W), (self.b, gb, self.m_b, self.v_b)):
+                m *= b1
+                m += (1 - b1) * g
+                v *= b2
+                v += (1 - b2) * g * g
+                p -= lr * (m / (1 - b1**self.t)) / (np.sqrt(v / (1 - b2**self.t)) + 1e-8)
+        elif self.optimizer == "rmsprop":
+            for p, g, v in ((self.W, gW, self.v_W), (self.b, gb, self.v_b)):
+                v *= 0.9
+                v += 0.1 * g * g
+                p -= lr * g / (np.sqrt(v) + 1e-8)
+        else:
+            for p, g, m in ((self.W, gW, self.m_W), (self.b, gb, self.m_b)):
+                m *= self.momentum
+                m -= lr * g
+                p += m
+
+    def _end_epoch(self, epoch: int, validation) -> bool:
+        self._flush_warmup()
+        if validation is not None:
+            ev = self._model().evaluator()
+            for batch in batches(validation, self.hp["mini_batch_size"]):
+                ev.add(batch)
+            objective = self._objective(ev.acc)
+            source = "validation"
+        else:
+            objective = self.epoch_loss / max(self.epoch_weight, 1e-12)
+            source = "train"
+        self.epoch_loss = self.epoch_weight = 0.0
+        name = {"binary_classifier": "binary_classification_cross_entropy_objective",
+                "multiclass_classifier": "multiclass_cross_entropy_objective", "regressor": "mse"}[self.hp["predictor_type"]]
+        if source == "train":
+            name = "objective_loss"
+        self.ctx.emit(f"#quality_metric: host={self.ctx.host}, epoch={epoch}, {source} {name} <loss>={objective:.6g}")
+        best_loss = self.best[0]
+        if objective < best_loss * (1 - self.hp["early_stopping_tolerance"]) or not np.isfinite(best_loss):
+            self.best = (objective, (self.W.copy(), self.b.copy()))
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.hp["early_stopping_patience"]
+
+    @staticmethod
+    def _objective(acc) -> float:
+        if isinstance(acc, M.RegressionAccumulator):
+            return acc.result()["mse"]
+        n = acc.count if isinstance(acc, M.BinaryAccumulator) else max(int(acc.cm.sum()), 1)
+        return acc.log_loss / max(n, 1)
+
+    def fit(self, train, validation):
+        stream_epochs(
+            self, train, self.hp["epochs"], self.hp["mini_batch_size"], self.step, lambda e: self._end_epoch(e, validation)
+        )
+        if self.W is None:
+            raise DataError(f"channel '{train.name}' has no records")
+        W, b = self.best[1] if self.best[1] is not None else (self.W, self.b)
+        return self._model(W, b), None

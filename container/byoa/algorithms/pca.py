@@ -1,0 +1,158 @@
+"""PCA in one streaming pass with memory bounded by the feature count.
+
+``regular``: exact mean and covariance sums, then an eigendecomposition.
+``randomized``: a single-pass Nystrom sketch of the covariance (Tropp et al.,
+2017), O(feature_dim * (num_components + extra)) memory, for wide data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from ..data.blocks import Block
+from ..errors import ConfigError, DataError
+from ..evaluation import metrics as M
+from ..hyperparameters import Boolean, Integer, Options, Param
+from .base import SEED, Algorithm, Evaluator, Model, stream_epochs
+
+
+class PCAModel(Model):
+    name = "pca"
+    metric_defs = M.PCA
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, explained_variance: np.ndarray, total_variance: float):
+        self.mean = mean.astype(np.float64)
+        self.components = components.astype(np.float64)  # (num_components, feature_dim), orthonormal rows
+        self.explained_variance = explained_variance.astype(np.float64)
+        self.total_variance = float(total_variance)
+
+    def project(self, X) -> np.ndarray:
+        if sp.issparse(X):
+            return np.asarray(X @ self.components.T) - self.mean @ self.components.T
+        return (X - self.mean) @ self.components.T
+
+    def predict(self, X) -> dict:
+        return {"projection": self.project(X).astype(np.float32)}
+
+    def evaluator(self):
+        return _PCAEvaluator(self)
+
+    def to_artifacts(self):
+        arrays = {"mean": self.mean, "components": self.components, "explained_variance": self.explained_variance}
+        return arrays, {"total_variance": self.total_variance}
+
+    @classmethod
+    def from_artifacts(cls, arrays, meta):
+        return cls(arrays["mean"], arrays["components"], arrays["explained_variance"], meta["total_variance"])
+
+
+class _PCAEvaluator(Evaluator):
+    """Explained variance ratio and reconstruction error of the data given, about the model's mean."""
+
+    def __init__(self, model: PCAModel):
+        self.model = model
+        self.n = 0
+        self.total = self.kept = 0.0
+
+    def add(self, block: Block) -> None:
+        X = block.X
+        if sp.issparse(X):
+            sq = np.asarray(X.multiply(X).sum(axis=1)).ravel() - 2 * np.asarray(X @ self.model.mean).ravel()
+            sq += self.model.mean @ self.model.mean
+        else:
+            centred = X - self.model.mean
+            sq = np.einsum("ij,ij->i", centred, centred)
+        P = self.model.project(X)
+        self.n += len(sq)
+        self.total += float(sq.sum())
+        self.kept += float(np.einsum("ij,ij->", P, P))
+
+    def result(self) -> dict:
+        n = max(self.n, 1)
+        return {
+            "explained_variance_ratio": self.kept / self.total if self.total > 0 else 0.0,
+            "reconstruction_error": max(self.total - self.kept, 0.0) / n,
+        }
+
+
+class PCAAlgorithm(Algorithm):
+    name = "pca"
+    streaming = True
+    metric_defs = M.PCA
+    model_class = PCAModel
+    params = [
+        Param("feature_dim", Integer(1)),
+        Param("num_components", Integer(1)),
+        Param("mini_batch_size", Integer(1)),
+        Param("algorithm_mode", Options(("regular", "randomized")), "regular"),
+        Param("subtract_mean", Boolean(), True, "false: components of the uncentred second moment"),
+        Param("extra_components", Integer(-1), -1, "randomized sketch oversampling; -1 = max(10, num_components)"),
+        SEED,
+    ]
+
+    def __init__(self, hp, ctx):
+        super().__init__(hp, ctx)
+        if hp["num_components"] > hp["feature_dim"]:
+            raise ConfigError(f"num_components={hp['num_components']} is larger than feature_dim={hp['feature_dim']}")
+        d = hp["feature_dim"]
+        self.n = 0
+        self.sum = np.zeros(d)
+        self.sumsq = 0.0
+        if hp["algorithm_mode"] == "regular":
+            self.second = np.zeros((d, d))
+        else:
+            extra = hp["extra_components"]
+            width = min(d, hp["num_components"] + (max(10, hp["num_components"]) if extra < 0 else extra))
+            self.omega = self.rng.standard_normal((d, width))
+            self.second = np.zeros((d, width))  # (X^T X) @ omega
+
+    def state(self):
+        return {"sum": self.sum, "second": self.second, "omega": getattr(self, "omega", np.zeros(0))}, {
+            "n": self.n, "sumsq": self.sumsq}
+
+    def load_state(self, arrays, meta):
+        self.sum, self.second = arrays["sum"], arrays["second"]
+        if self.hp["algorithm_mode"] == "randomized":
+            self.omega = arrays["omega"]
+        self.n, self.sumsq = meta["n"], meta["sumsq"]
+
+    def step(self, batch: Block) -> None:
+        X = batch.X.astype(np.float64)
+        self.n += X.shape[0]
+        self.sum += np.asarray(X.sum(axis=0)).ravel()
+        self.sumsq += float(X.multiply(X).sum() if sp.issparse(X) else np.einsum("ij,ij->", X, X))
+        if self.hp["algorithm_mode"] == "regular":
+            self.second += np.asarray((X.T @ X).todense() if sp.issparse(X) else X.T @ X)
+        else:
+            self.second += np.asarray(X.T @ np.asarray(X @ self.omega))
+
+    def fit(self, train, validation):
+        # Statistics are sums over the data: more epochs would count rows twice, so one pass is made.
+        stream_epochs(self, train, 1, self.hp["mini_batch_size"], self.step)
+        if self.n < 2:
+            raise DataError(f"channel '{train.name}' has {self.n} records; PCA needs at least 2")
+        mean = self.sum / self.n if self.hp["subtract_mean"] else np.zeros_like(self.sum)
+        denom = self.n - 1 if self.hp["subtract_mean"] else self.n
+        total = (self.sumsq - self.n * mean @ mean) / denom
+        k = self.hp["num_components"]
+        if self.hp["algorithm_mode"] == "regular":
+            cov = (self.second - self.n * np.outer(mean, mean)) / denom
+            values, vectors = np.linalg.eigh(cov)
+            order = np.argsort(values)[::-1][:k]
+            values, vectors = np.maximum(values[order], 0), vectors[:, order]
+        else:
+            values, vectors = self._nystrom(mean, denom, k)
+        vectors = vectors * np.where(vectors[np.abs(vectors).argmax(axis=0), range(vectors.shape[1])] < 0, -1, 1)
+        return PCAModel(mean, vectors.T, values, total), None
+
+    def _nystrom(self, mean, denom, k):
+        Y = (self.second - self.n * np.outer(mean, mean @ self.omega)) / denom  # covariance @ omega
+        nu = np.sqrt(Y.shape[0]) * np.finfo(float).eps * np.linalg.norm(Y)
+        Y_nu = Y + nu * self.omega
+        core = self.omega.T @ Y_nu
+        chol = scipy.linalg.cholesky((core + core.T) / 2, lower=False)
+        B = scipy.linalg.solve_triangular(chol, Y_nu.T, trans="T").T
+        U, s, _ = np.linalg.svd(B, full_matrices=False)
+        return np.maximum(s[:k] ** 2 - nu, 0), U[:, :k]

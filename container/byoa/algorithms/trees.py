@@ -1,0 +1,225 @@
+"""Decision tree and random forest (scikit-learn, in memory), stored as flat node arrays.
+
+All trees' nodes are concatenated into one set of arrays, so a prediction walks
+every tree at once, one level per numpy step, with no Python loop over trees.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from ..cpus import available_cpus
+from ..data.blocks import Block, concat
+from ..errors import ConfigError, DataError
+from ..evaluation import metrics as M
+from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
+from .base import SEED, Algorithm, Evaluator, Model, require_labels
+
+log = logging.getLogger("byoa.train")
+
+NONE = Options(("none",))
+
+
+class TreeEnsembleModel(Model):
+    """Nodes of all trees: children (-1 at leaves), split feature and threshold, leaf value rows."""
+
+    def __init__(self, name, predictor_type, left, right, feature, threshold, value, roots, classes):
+        self.name = name
+        self.predictor_type = predictor_type
+        self.left, self.right = left.astype(np.int64), right.astype(np.int64)
+        self.feature, self.threshold = feature.astype(np.int64), threshold.astype(np.float64)
+        self.value = value.astype(np.float64)  # (nodes, classes) probabilities, or (nodes, 1) for regression
+        self.roots = roots.astype(np.int64)
+        self.classes = classes.astype(np.float64)
+
+    @property
+    def metric_defs(self):
+        if self.predictor_type == "regressor":
+            return M.REGRESSION
+        return M.BINARY if len(self.classes) == 2 else M.MULTICLASS
+
+    def leaves(self, X) -> np.ndarray:
+        """Leaf node of every (row, tree)."""
+        if sp.issparse(X):
+            X = X.toarray()
+        node = np.tile(self.roots, (X.shape[0], 1))
+        rows = np.arange(X.shape[0])[:, None]
+        while True:
+            feat = self.feature[node]
+            inner = feat >= 0
+            if not inner.any():
+                return node
+            go_left = X[rows, np.where(inner, feat, 0)] <= self.threshold[node]
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+
+    def predict(self, X) -> dict:
+        mean = self.value[self.leaves(X)].mean(axis=1)
+        if self.predictor_type == "regressor":
+            return {"score": mean[:, 0].astype(np.float32)}
+        return {"score": mean.astype(np.float32), "predicted_label": self.classes[mean.argmax(axis=1)].astype(np.float32)}
+
+    def evaluator(self):
+        return _TreeEvaluator(self)
+
+    def to_artifacts(self):
+        arrays = {k: getattr(self, k) for k in ("left", "right", "feature", "threshold", "value", "roots", "classes")}
+        return arrays, {"predictor_type": self.predictor_type, "name": self.name}
+
+    @classmethod
+    def from_artifacts(cls, arrays, meta):
+        return cls(meta["name"], meta["predictor_type"], *(arrays[k] for k in ("left", "right", "feature", "threshold", "value", "roots", "classes")))
+
+
+class _TreeEvaluator(Evaluator):
+    def __init__(self, model: TreeEnsembleModel):
+        self.model = model
+        n = len(model.classes)
+        if model.predictor_type == "regressor":
+            self.acc = M.RegressionAccumulator()
+        elif n == 2:
+            self.acc = M.BinaryAccumulator()
+        else:
+            self.acc = M.MulticlassAccumulator(n + 1, 3)  # last class: labels never seen in training
+
+    def add(self, block: Block) -> None:
+        y = require_labels(block, "evaluation")
+        out = self.model.predict(block.X)
+        classes = self.model.classes
+        if isinstance(self.acc, M.RegressionAccumulator):
+            self.acc.add(y, out["score"])
+        elif isinstance(self.acc, M.BinaryAccumulator):
+            self.acc.add((y == classes[1]).astype(np.float32), out["score"][:, 1])
+        else:
+            pos = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+            idx = np.where(classes[pos] == y, pos, len(classes))
+            probs = np.hstack([out["score"], np.zeros((len(y), 1), np.float32)])
+            self.acc.add(idx, probs)
+
+    def result(self) -> dict:
+        if isinstance(self.acc, M.RegressionAccumulator):
+            return self.acc.result()
+        if isinstance(self.acc, M.BinaryAccumulator):
+            result = self.acc.result(0.5, 1.0)
+            result["positive_class"] = float(self.model.classes[1])
+            return result
+        return self.acc.result(1.0)
+
+
+def _flatten(estimators, classifier: bool):
+    lefts, rights, feats, thresholds, values, roots = [], [], [], [], [], []
+    offset = 0
+    for est in estimators:
+        t = est.tree_
+        roots.append(offset)
+        leaf = t.children_left < 0
+        lefts.append(np.where(leaf, -1, t.children_left + offset))
+        rights.append(np.where(leaf, -1, t.children_right + offset))
+        feats.append(np.where(leaf, -2, t.feature))
+        thresholds.append(t.threshold)
+        v = t.value[:, 0, :].astype(np.float64)
+        if classifier:
+            v = v / np.maximum(v.sum(axis=1, keepdims=True), 1e-300)
+        values.append(v)
+        offset += t.node_count
+    return [np.concatenate(a) for a in (lefts, rights, feats, thresholds, values)] + [np.array(roots)]
+
+
+class _TreeAlgorithm(Algorithm):
+    streaming = False
+    metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
+    model_class = TreeEnsembleModel
+    common = [
+        Param("predictor_type", Options(("classifier", "regressor")), "classifier"),
+        Param("max_depth", AnyOf((NONE, Integer(1))), "none", "none: grow until leaves are pure or min_samples_* stop it"),
+        Param("max_leaf_nodes", AnyOf((NONE, Integer(2))), "none"),
+        Param("min_samples_split", Integer(2), 2),
+        Param("min_samples_leaf", Integer(1), 1),
+        Param("min_impurity_decrease", Real(0), 0.0),
+        Param("max_features", AnyOf((Options(("auto", "sqrt", "log2", "all")), Real(0, 1, low_open=True))), "auto",
+              "features considered per split; auto: sqrt for a forest classifier, all otherwise"),
+        Param("criterion", Options(("auto", "gini", "entropy", "log_loss", "squared_error", "absolute_error", "friedman_mse", "poisson")), "auto",
+              "auto: gini (classifier) or squared_error (regressor)"),
+        Param("class_weight", Options(("none", "balanced")), "none", "classifier only"),
+        Param("feature_dim", AnyOf((Options(("auto",)), Integer(1))), "auto"),
+        SEED,
+    ]
+
+    def _options(self) -> dict:
+        hp = self.hp
+        classifier = hp["predictor_type"] == "classifier"
+        criterion = hp["criterion"]
+        if criterion == "auto":
+            criterion = "gini" if classifier else "squared_error"
+        allowed = ("gini", "entropy", "log_loss") if classifier else ("squared_error", "absolute_error", "friedman_mse", "poisson")
+        if criterion not in allowed:
+            raise ConfigError(f"criterion={criterion} does not fit predictor_type={hp['predictor_type']}; use one of: {', '.join(allowed)}")
+        opts = {
+            "criterion": criterion,
+            "max_depth": None if hp["max_depth"] == "none" else hp["max_depth"],
+            "max_leaf_nodes": None if hp["max_leaf_nodes"] == "none" else hp["max_leaf_nodes"],
+            "min_samples_split": hp["min_samples_split"],
+            "min_samples_leaf": hp["min_samples_leaf"],
+            "min_impurity_decrease": hp["min_impurity_decrease"],
+            "max_features": None if hp["max_features"] in ("all", "auto") else hp["max_features"],
+            "random_state": hp["seed"],
+        }
+        if classifier:
+            opts["class_weight"] = None if hp["class_weight"] == "none" else "balanced"
+        return opts
+
+    def estimator(self):
+        raise NotImplementedError
+
+    def fit(self, train, validation):
+        log.info("%s is trained in memory: it reads the training data once (epoch 0)", self.name)
+        blocks = list(train.next_pass())
+        if not blocks:
+            raise DataError(f"channel '{train.name}' has no records")
+        data = concat(blocks)
+        y = require_labels(data, train.name)
+        log.info("training %s on %d records x %d features", self.name, len(data), data.n_features)
+        est = self.estimator()
+        est.fit(data.X, y)
+        trees = est.estimators_ if hasattr(est, "estimators_") else [est]
+        classifier = self.hp["predictor_type"] == "classifier"
+        left, right, feature, threshold, value, roots = _flatten(trees, classifier)
+        classes = est.classes_ if classifier else np.zeros(0)
+        model = TreeEnsembleModel(self.name, self.hp["predictor_type"], left, right, feature, threshold, value, roots, np.asarray(classes))
+        return model, [data]
+
+
+class DecisionTreeAlgorithm(_TreeAlgorithm):
+    name = "decision-tree"
+    params = _TreeAlgorithm.common
+
+    def estimator(self):
+        cls = DecisionTreeClassifier if self.hp["predictor_type"] == "classifier" else DecisionTreeRegressor
+        return cls(**self._options())
+
+
+class RandomForestAlgorithm(_TreeAlgorithm):
+    name = "random-forest"
+    params = [
+        Param("n_estimators", Integer(1, 10000), 100, "number of trees"),
+        Param("bootstrap", Boolean(), True),
+        Param("max_samples", AnyOf((NONE, Real(0, 1, low_open=True))), "none", "fraction of records per tree when bootstrap"),
+        *_TreeAlgorithm.common,
+    ]
+
+    def estimator(self):
+        opts = self._options()
+        if self.hp["max_features"] == "auto" and self.hp["predictor_type"] == "classifier":
+            opts["max_features"] = "sqrt"
+        cls = RandomForestClassifier if self.hp["predictor_type"] == "classifier" else RandomForestRegressor
+        return cls(
+            n_estimators=self.hp["n_estimators"],
+            bootstrap=self.hp["bootstrap"],
+            max_samples=None if self.hp["max_samples"] == "none" else self.hp["max_samples"],
+            n_jobs=available_cpus(),
+            **opts,
+        )

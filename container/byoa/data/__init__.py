@@ -1,0 +1,1 @@
+"""Data in: sources (files, FIFOs) -> framing -> formats -> numpy batches."""

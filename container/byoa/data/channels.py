@@ -1,0 +1,168 @@
+"""A channel as the algorithms see it: passes (epochs) of decoded blocks.
+
+Pipeline: source (files or the epoch's FIFO) -> format decoder -> blocks. Each
+call to ``next_pass`` is one epoch: File mode reads the files again, Pipe mode
+opens the next FIFO (``<channel>_<epoch>``, each opened exactly once).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import ConfigError, DataError
+from . import content_types
+from .blocks import Block, concat
+from .csv_codec import CsvDecoder
+from .protobuf_codec import RecordIOProtobufDecoder
+from .sources import channel_files, fifo_chunks, file_chunks
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = (content_types.CSV, content_types.RECORDIO_PROTOBUF)
+
+
+def _decoder(media: content_types.MediaType, where: str):
+    if media.essence == content_types.CSV:
+        return CsvDecoder(where, label_size(media))
+    return RecordIOProtobufDecoder(where)
+
+
+def label_size(media: content_types.MediaType) -> int:
+    raw = media.params.get("label_size", "1")
+    if raw not in ("0", "1"):
+        raise ConfigError(f"content type {media}: label_size={raw} is not supported; use 0 (no label column) or 1")
+    return int(raw)
+
+
+@dataclass
+class ChannelSpec:
+    """One entry of inputdataconfig.json."""
+
+    name: str
+    mode: str = "File"
+    content_type: content_types.MediaType | None = None
+    distribution: str = "FullyReplicated"
+    record_wrapper: str = "None"
+
+    @classmethod
+    def from_config(cls, name: str, cfg: dict) -> "ChannelSpec":
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"inputdataconfig.json: channel '{name}' must be an object, got {type(cfg).__name__}")
+        mode = cfg.get("TrainingInputMode", "File")
+        if mode == "FastFile":
+            mode = "File"
+        if mode not in ("File", "Pipe"):
+            raise ConfigError(f"channel '{name}': TrainingInputMode={mode!r} is not supported; use File or Pipe")
+        media = content_types.parse(cfg["ContentType"]) if cfg.get("ContentType") else None
+        if media is not None:
+            if media.essence not in SUPPORTED:
+                raise ConfigError(
+                    f"channel '{name}': ContentType {cfg['ContentType']!r} is not supported; supported: {', '.join(SUPPORTED)}"
+                )
+            label_size(media)
+        return cls(name, mode, media, cfg.get("S3DistributionType", "FullyReplicated"), cfg.get("RecordWrapperType", "None"))
+
+
+class FeatureCheck:
+    """Every record of every channel must have the same feature count: ``feature_dim``
+    when the algorithm declares it, else the first one seen."""
+
+    def __init__(self, expected: int | None):
+        self.expected = expected
+        self.source = "feature_dim" if expected is not None else ""
+
+    def __call__(self, block: Block, where: str, first_record: int) -> None:
+        width = block.n_features
+        if self.expected is None:
+            self.expected, self.source = width, f"the first records ({where})"
+        elif width != self.expected:
+            raise DataError(
+                f"{where}: records from {first_record} on have {width} features, "
+                f"but {self.source}{'=' if self.source == 'feature_dim' else ' have '}{self.expected}"
+            )
+
+
+@dataclass
+class Channel:
+    spec: ChannelSpec
+    data_dir: Path
+    pipe_timeout: float = 600.0
+    passes_done: int = 0
+    records_last_pass: int = 0
+    bytes_last_pass: int = 0
+    files: list[Path] = field(default_factory=list)
+    feature_check: FeatureCheck | None = None
+
+    def __post_init__(self):
+        if self.spec.mode == "File":
+            self.files = channel_files(self.data_dir / self.spec.name)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def describe(self) -> str:
+        ct = str(self.spec.content_type) if self.spec.content_type else self._default_note()
+        where = (
+            f"{len(self.files)} files, {sum(f.stat().st_size for f in self.files):,} bytes"
+            if self.spec.mode == "File"
+            else f"FIFOs {self.data_dir / self.spec.name}_<epoch>"
+        )
+        return f"{self.name}: mode={self.spec.mode}, content type={ct}, distribution={self.spec.distribution}, {where}"
+
+    def _default_note(self) -> str:
+        if self.spec.mode == "Pipe":
+            return f"{content_types.RECORDIO_PROTOBUF} (no ContentType given: default for Pipe mode)"
+        return f"none given: {content_types.CSV} for .csv files, {content_types.RECORDIO_PROTOBUF} otherwise"
+
+    def _media_for(self, path: Path | None) -> content_types.MediaType:
+        if self.spec.content_type is not None:
+            return self.spec.content_type
+        if path is not None and (path.suffix == ".csv" or path.name.endswith(".csv.gz")):
+            return content_types.parse(content_types.CSV)
+        return content_types.parse(content_types.RECORDIO_PROTOBUF)
+
+    def _sources(self, epoch: int):
+        if self.spec.mode == "Pipe":
+            fifo = self.data_dir / f"{self.name}_{epoch}"
+            yield f"FIFO {fifo}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout)
+        else:
+            for path in self.files:
+                yield str(path), self._media_for(path), file_chunks(path)
+
+    def next_pass(self) -> Iterator[Block]:
+        """One epoch over the channel, as blocks in record order."""
+        epoch = self.passes_done
+        self.passes_done += 1
+        self.records_last_pass = self.bytes_last_pass = 0
+        for where, media, chunks in self._sources(epoch):
+            decoder = _decoder(media, where)
+            first = 0
+            for chunk in chunks:
+                self.bytes_last_pass += len(chunk)
+                for block in decoder.feed(chunk):
+                    first = self._checked(block, where, first)
+                    yield block
+            for block in decoder.finish():
+                first = self._checked(block, where, first)
+                yield block
+            self.records_last_pass += decoder.records
+
+    def _checked(self, block: Block, where: str, first: int) -> int:
+        if self.feature_check is not None:
+            self.feature_check(block, where, first)
+        return first + len(block)
+
+    def read_all(self) -> Block | None:
+        """The next pass, in memory (in-memory algorithms; File mode reads epoch 0's files)."""
+        blocks = list(self.next_pass())
+        return concat(blocks) if blocks else None
+
+
+def open_channels(config: dict, data_dir: Path, pipe_timeout: float) -> dict[str, Channel]:
+    return {
+        name: Channel(ChannelSpec.from_config(name, cfg), data_dir, pipe_timeout) for name, cfg in sorted(config.items())
+    }

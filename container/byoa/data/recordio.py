@@ -1,0 +1,114 @@
+"""RecordIO framing (dmlc-core), the container format of SageMaker's protobuf data.
+
+Each record: uint32 magic, uint32 lrec (low 29 bits length, top 3 bits
+continuation flag), payload, zero padding to a multiple of 4 bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Iterable, Iterator
+
+from ..errors import DataError
+
+MAGIC = 0xCED7230A
+MAGIC_BYTES = struct.pack("<I", MAGIC)
+LENGTH_MASK = (1 << 29) - 1
+HEADER = struct.Struct("<II")
+
+
+def padded(length: int) -> int:
+    return (length + 3) & ~3
+
+
+def encode(payload: bytes) -> bytes:
+    """One whole record (flag 0)."""
+    if len(payload) > LENGTH_MASK:
+        raise ValueError("RecordIO payloads must be smaller than 2**29 bytes")
+    return b"".join((HEADER.pack(MAGIC, len(payload)), payload, b"\0" * (padded(len(payload)) - len(payload))))
+
+
+def encode_all(payloads: Iterable[bytes]) -> bytes:
+    return b"".join(encode(p) for p in payloads)
+
+
+class Framer:
+    """Reads record headers and joins continuation parts (dmlc's rule: parts are
+    joined with the 4 magic bytes between them).
+
+    ``where`` names the source in error messages; offsets passed in are the
+    absolute byte offset of the buffer's first byte in that source.
+    """
+
+    def __init__(self, where: str):
+        self.where = where
+        self._parts: list[bytes] = []
+        self._part_start = 0
+
+    def header(self, buf, pos: int, offset: int) -> tuple[int, int, int] | None:
+        """(payload length, flag, end of record) or None if the record is not all in ``buf``."""
+        if pos + 8 > len(buf):
+            return None
+        magic, lrec = HEADER.unpack_from(buf, pos)
+        if magic != MAGIC:
+            raise DataError(
+                f"corrupt RecordIO: bad magic 0x{magic:08X} (expected 0x{MAGIC:08X}) "
+                f"at byte {offset + pos} of {self.where}"
+            )
+        length = lrec & LENGTH_MASK
+        end = pos + 8 + padded(length)
+        if end > len(buf):
+            return None
+        return length, lrec >> 29, end
+
+    @property
+    def in_multipart(self) -> bool:
+        return bool(self._parts)
+
+    @property
+    def part_start(self) -> int:
+        """Byte offset of the first part of the multipart record being read or last read."""
+        return self._part_start
+
+    def part(self, payload: bytes, flag: int, where_byte: int) -> bytes | None:
+        """Feed one record's payload; returns the whole payload once complete."""
+        if flag == 0 and not self._parts:
+            return payload
+        if flag == 1 and not self._parts:
+            self._parts, self._part_start = [payload], where_byte
+            return None
+        if flag == 2 and self._parts:
+            self._parts.append(payload)
+            return None
+        if flag == 3 and self._parts:
+            self._parts.append(payload)
+            joined, self._parts = MAGIC_BYTES.join(self._parts), []
+            return joined
+        raise DataError(
+            f"corrupt RecordIO: continuation flag {flag} out of sequence at byte {where_byte} of {self.where}"
+        )
+
+    def check_end(self, leftover: int, offset: int) -> None:
+        """At end of stream: complain about a truncated record or an unfinished multipart one."""
+        if leftover:
+            raise DataError(
+                f"truncated RecordIO record at byte {offset} of {self.where}: "
+                f"{leftover} bytes left that do not make a whole record"
+            )
+        if self._parts:
+            raise DataError(f"truncated multipart RecordIO record starting at byte {self._part_start} of {self.where}")
+
+
+def iter_payloads(data: bytes, where: str = "<bytes>") -> Iterator[bytes]:
+    """All payloads of an in-memory RecordIO stream (small inputs, requests, tests)."""
+    framer, pos = Framer(where), 0
+    while True:
+        head = framer.header(data, pos, 0)
+        if head is None:
+            break
+        length, flag, end = head
+        whole = framer.part(bytes(data[pos + 8 : pos + 8 + length]), flag, pos)
+        if whole is not None:
+            yield whole
+        pos = end
+    framer.check_end(len(data) - pos, pos)

@@ -1,0 +1,246 @@
+"""Metrics: names and regexes for hyperparameter tuning, streaming accumulators, log lines.
+
+Accumulators keep memory bounded by their own size, never by the data size:
+sums, confusion matrices, score histograms, and small seeded samples. Their
+formulas take counts, so the same functions serve fixed arrays in tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+CHANNELS = ("train", "validation", "test")
+SCORE_BINS = 10000  # binary scores are histogrammed on [0, 1] in this many bins
+EPS = 1e-15
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One metric as hyperparameter tuning sees it. ``pattern`` matches the name in a log line."""
+
+    name: str
+    kind: str  # "score" (higher is better) or "loss" (lower is better)
+    pattern: str | None = None
+
+    def regex(self, channel: str) -> str:
+        return rf"#quality_metric: host=\S+, {channel} {self.pattern or self.name} <{self.kind}>=(\S+)"
+
+    def definitions(self) -> list[dict]:
+        return [{"Name": f"{c}:{self.name}", "Regex": self.regex(c)} for c in CHANNELS]
+
+
+def line(host: str, channel: str, name: str, kind: str, value: float) -> str:
+    return f"#quality_metric: host={host}, {channel} {name} <{kind}>={value:.6g}"
+
+
+def beta_name(prefix: str, beta: float) -> str:
+    return f"{prefix}_{beta:.3f}"
+
+
+BINARY = [
+    MetricDef("binary_classification_accuracy", "score"),
+    MetricDef("precision", "score"),
+    MetricDef("recall", "score"),
+    MetricDef("binary_f_beta", "score", r"binary_f_\S+"),
+    MetricDef("specificity", "score"),
+    MetricDef("roc_auc_score", "score"),
+    MetricDef("binary_classification_cross_entropy_objective", "loss"),
+]
+MULTICLASS = [
+    MetricDef("multiclass_accuracy", "score"),
+    MetricDef("macro_precision", "score"),
+    MetricDef("macro_recall", "score"),
+    MetricDef("macro_f_beta", "score", r"macro_f_\S+"),
+    MetricDef("multiclass_top_k_accuracy", "score", r"multiclass_top_k_accuracy_\S+"),
+    MetricDef("multiclass_cross_entropy_objective", "loss"),
+]
+REGRESSION = [MetricDef("r2", "score"), MetricDef("mse", "loss"), MetricDef("rmse", "loss"), MetricDef("absolute_loss", "loss")]
+KMEANS = [MetricDef("msd", "loss"), MetricDef("ssd", "loss"), MetricDef("silhouette", "score")]
+KNN_CLASSIFIER = [MetricDef("accuracy", "score")]
+KNN_REGRESSOR = [MetricDef("r2", "score"), MetricDef("mse", "loss")]
+PCA = [MetricDef("explained_variance_ratio", "score"), MetricDef("reconstruction_error", "loss")]
+
+
+# ----------------------------------------------------------------------------- formulas
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den else 0.0
+
+
+def binary_from_confusion(tp: float, fp: float, fn: float, tn: float, beta: float = 1.0) -> dict:
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    b2 = beta * beta
+    f_beta = _ratio((1 + b2) * precision * recall, b2 * precision + recall)
+    return {
+        "accuracy": _ratio(tp + tn, tp + fp + fn + tn),
+        "precision": precision,
+        "recall": recall,
+        "f_beta": f_beta,
+        "specificity": _ratio(tn, tn + fp),
+    }
+
+
+def multiclass_from_confusion(cm: np.ndarray, beta: float = 1.0) -> dict:
+    """``cm[i, j]``: records of true class i predicted as j. Macro averages over classes present."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(actual > 0, tp / actual, 0.0)
+        b2 = beta * beta
+        f = np.where(b2 * precision + recall > 0, (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
+    present = (actual > 0) | (predicted > 0)
+    return {
+        "accuracy": _ratio(tp.sum(), cm.sum()),
+        "precision": precision,
+        "recall": recall,
+        "f_beta": f,
+        "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
+        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
+        "macro_f_beta": float(f[present].mean()) if present.any() else 0.0,
+    }
+
+
+def auc_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float:
+    """ROC AUC from per-class score histograms (ties within a bin count half)."""
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if not n_pos or not n_neg:
+        return float("nan")
+    neg_below = np.cumsum(neg) - neg
+    return float((pos * (neg_below + 0.5 * neg)).sum() / (n_pos * n_neg))
+
+
+# ----------------------------------------------------------------------------- accumulators
+
+
+class BinaryAccumulator:
+    """Labels 0/1 and positive-class probabilities; any threshold on a bin edge is exact."""
+
+    def __init__(self):
+        self.hist = np.zeros((2, SCORE_BINS), np.int64)
+        self.log_loss = 0.0
+
+    def add(self, y: np.ndarray, prob: np.ndarray) -> None:
+        y = (y > 0.5).astype(np.int64)
+        bins = np.clip((prob * SCORE_BINS).astype(np.int64), 0, SCORE_BINS - 1)
+        np.add.at(self.hist, (y, bins), 1)
+        p = np.clip(prob.astype(np.float64), EPS, 1 - EPS)
+        self.log_loss -= float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+    @property
+    def count(self) -> int:
+        return int(self.hist.sum())
+
+    def confusion(self, threshold: float) -> tuple[int, int, int, int]:
+        edge = int(round(threshold * SCORE_BINS))
+        pos, neg = self.hist[1], self.hist[0]
+        tp, fp = int(pos[edge:].sum()), int(neg[edge:].sum())
+        return tp, fp, int(pos.sum()) - tp, int(neg.sum()) - fp
+
+    def curve(self) -> dict:
+        """Confusion counts at every bin edge: thresholds[i] = i / SCORE_BINS."""
+        pos, neg = self.hist[1], self.hist[0]
+        tp = np.cumsum(pos[::-1])[::-1]
+        fp = np.cumsum(neg[::-1])[::-1]
+        return {"thresholds": np.arange(SCORE_BINS) / SCORE_BINS, "tp": tp, "fp": fp, "fn": pos.sum() - tp, "tn": neg.sum() - fp}
+
+    def result(self, threshold: float, beta: float) -> dict:
+        tp, fp, fn, tn = self.confusion(threshold)
+        m = binary_from_confusion(tp, fp, fn, tn, beta)
+        return {
+            "binary_classification_accuracy": m["accuracy"],
+            "precision": m["precision"],
+            "recall": m["recall"],
+            beta_name("binary_f", beta): m["f_beta"],
+            "specificity": m["specificity"],
+            "roc_auc_score": auc_from_histograms(self.hist[1], self.hist[0]),
+            "binary_classification_cross_entropy_objective": self.log_loss / max(self.count, 1),
+            "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "threshold": threshold},
+        }
+
+
+class MulticlassAccumulator:
+    def __init__(self, n_classes: int, top_k: int):
+        self.cm = np.zeros((n_classes, n_classes), np.int64)
+        self.top_k = min(top_k, n_classes)
+        self.top_hits = 0
+        self.log_loss = 0.0
+
+    def add(self, y: np.ndarray, probs: np.ndarray) -> None:
+        y = y.astype(np.int64)
+        np.add.at(self.cm, (y, probs.argmax(axis=1)), 1)
+        top = np.argpartition(-probs, self.top_k - 1, axis=1)[:, : self.top_k] if self.top_k < probs.shape[1] else None
+        self.top_hits += len(y) if top is None else int((top == y[:, None]).any(axis=1).sum())
+        self.log_loss -= float(np.log(np.clip(probs[np.arange(len(y)), y].astype(np.float64), EPS, 1)).sum())
+
+    def result(self, beta: float) -> dict:
+        m = multiclass_from_confusion(self.cm, beta)
+        n = max(int(self.cm.sum()), 1)
+        return {
+            "multiclass_accuracy": m["accuracy"],
+            "macro_precision": m["macro_precision"],
+            "macro_recall": m["macro_recall"],
+            beta_name("macro_f", beta): m["macro_f_beta"],
+            f"multiclass_top_k_accuracy_{self.top_k}": self.top_hits / n,
+            "multiclass_cross_entropy_objective": self.log_loss / n,
+            "confusion_matrix": self.cm.tolist(),
+        }
+
+
+class RegressionAccumulator:
+    def __init__(self):
+        self.n = 0
+        self.sq = self.abs = self.sy = self.syy = 0.0
+
+    def add(self, y: np.ndarray, pred: np.ndarray) -> None:
+        y = y.astype(np.float64)
+        err = pred.astype(np.float64) - y
+        self.n += len(y)
+        self.sq += float(err @ err)
+        self.abs += float(np.abs(err).sum())
+        self.sy += float(y.sum())
+        self.syy += float(y @ y)
+
+    def result(self) -> dict:
+        n = max(self.n, 1)
+        mse = self.sq / n
+        var = self.syy / n - (self.sy / n) ** 2
+        return {"mse": mse, "rmse": math.sqrt(mse), "absolute_loss": self.abs / n, "r2": 1 - mse / var if var > 0 else 0.0}
+
+
+class Reservoir:
+    """A seeded uniform sample of rows (Algorithm R, vectorized per batch)."""
+
+    def __init__(self, size: int, seed: int):
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        self.seen = 0
+        self.items: list[np.ndarray] | None = None
+
+    def add(self, *columns: np.ndarray) -> None:
+        n = len(columns[0])
+        if self.items is None:
+            self.items = [np.empty((self.size, *c.shape[1:]), c.dtype) for c in columns]
+            self.filled = 0
+        take = min(n, self.size - self.filled)
+        for store, c in zip(self.items, columns):
+            store[self.filled : self.filled + take] = c[:take]
+        self.filled += take
+        if take < n:
+            index = self.seen + take + np.arange(n - take)  # 0-based position of each remaining row in the stream
+            slots = (self.rng.random(n - take) * (index + 1)).astype(np.int64)
+            keep = slots < self.size
+            for store, c in zip(self.items, columns):
+                store[slots[keep]] = c[take:][keep]  # later rows win on equal slots, as in the sequential algorithm
+        self.seen += n
+
+    def sample(self) -> list[np.ndarray]:
+        if self.items is None:
+            return []
+        return [s[: self.filled] for s in self.items]

@@ -1,0 +1,235 @@
+"""Hyperparameters declared once per algorithm: parsing, validation, errors and docs.
+
+In the spirit of scikit-learn's ``_parameter_constraints``: each ``Param`` names
+its constraint and default; ``parse`` turns SageMaker's all-string
+``hyperparameters.json`` into typed values or one clear ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .errors import ConfigError
+
+REQUIRED = object()
+PLATFORM_PREFIXES = ("_", "sagemaker_")
+
+
+class Constraint:
+    def parse(self, value: Any) -> Any:
+        """Return the typed value or raise ValueError."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+def _number(value: Any, kind) -> Any:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, str):
+        value = value.strip()
+        value = int(value) if kind is int else float(value)
+    if kind is int:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError
+            value = int(value)
+        return int(value)
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError
+    return value
+
+
+@dataclass(frozen=True)
+class Integer(Constraint):
+    low: int | None = None
+    high: int | None = None
+
+    def parse(self, value):
+        v = _number(value, int)
+        if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+            raise ValueError
+        return v
+
+    def describe(self):
+        return _range("integer", self.low, self.high)
+
+
+@dataclass(frozen=True)
+class Real(Constraint):
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def parse(self, value):
+        v = _number(value, float)
+        if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
+            raise ValueError
+        if self.high is not None and v > self.high:
+            raise ValueError
+        return v
+
+    def describe(self):
+        return _range("number", self.low, self.high, self.low_open)
+
+
+def _range(kind, low, high, low_open=False):
+    if low is not None and high is not None:
+        return f"{kind} in {'(' if low_open else '['}{low:g}, {high:g}]"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{kind} <= {high:g}"
+    return kind
+
+
+@dataclass(frozen=True)
+class Options(Constraint):
+    """One of ``choices``; values in ``unsupported`` are the built-in's but not this image's."""
+
+    choices: tuple
+    unsupported: tuple = ()
+
+    def parse(self, value):
+        text = str(value).strip()
+        for choice in self.choices:
+            if text.lower() == str(choice).lower():
+                return choice
+        raise ValueError
+
+    def describe(self):
+        return "one of " + ", ".join(map(str, self.choices))
+
+
+@dataclass(frozen=True)
+class Boolean(Constraint):
+    def parse(self, value):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise ValueError
+
+    def describe(self):
+        return "true or false"
+
+
+@dataclass(frozen=True)
+class AnyOf(Constraint):
+    options: tuple
+
+    def parse(self, value):
+        for option in self.options:
+            try:
+                return option.parse(value)
+            except (ValueError, TypeError):
+                continue
+        raise ValueError
+
+    def describe(self):
+        return " or ".join(o.describe() for o in self.options)
+
+
+@dataclass(frozen=True)
+class ListOf(Constraint):
+    item: Constraint
+
+    def parse(self, value):
+        if isinstance(value, str):
+            value = [v for v in value.strip("[]").replace('"', "").replace("'", "").split(",") if v.strip()]
+        if not isinstance(value, list) or not value:
+            raise ValueError
+        return [self.item.parse(v) for v in value]
+
+    def describe(self):
+        return f"a non-empty list, each {self.item.describe()}"
+
+
+@dataclass(frozen=True)
+class Text(Constraint):
+    def parse(self, value):
+        return str(value)
+
+    def describe(self):
+        return "text"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    constraint: Constraint
+    default: Any = REQUIRED
+    help: str = ""
+    ignored: bool = False  # documented by the built-in algorithm, accepted, has no effect here
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+def decode(raw: Any) -> Any:
+    """Values arrive as plain strings or JSON-encoded ones ('"auto"', '["msd"]'): try JSON first."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except (ValueError, TypeError):
+        return raw
+
+
+@dataclass
+class Parsed:
+    values: dict
+    ignored: dict  # name -> value accepted with no effect
+    platform: dict  # names the SDK or tuning added
+
+
+def parse(params: Iterable[Param], raw: dict, owner: str) -> Parsed:
+    declared = {p.name: p for p in params}
+    values, ignored, platform = {}, {}, {}
+    for name, raw_value in raw.items():
+        if name.startswith(PLATFORM_PREFIXES):
+            platform[name] = raw_value
+            continue
+        param = declared.get(name)
+        if param is None:
+            raise ConfigError(f"unknown hyperparameter '{name}' for {owner}; known: {', '.join(sorted(declared))}")
+        value = decode(raw_value)
+        options = param.constraint if isinstance(param.constraint, Options) else None
+        if options and str(value).strip().lower() in {str(u).lower() for u in options.unsupported}:
+            raise ConfigError(
+                f"{name}={value} is not supported by this image; supported: {', '.join(map(str, options.choices))}"
+            )
+        try:
+            parsed = param.constraint.parse(value)
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"invalid value for hyperparameter {name}: {raw_value!r}; allowed: {param.constraint.describe()}"
+            ) from None
+        if param.ignored:
+            ignored[name] = parsed
+        values[name] = parsed
+    missing = [p.name for p in declared.values() if p.required and p.name not in values]
+    if missing:
+        raise ConfigError(f"missing required hyperparameter{'s' if len(missing) > 1 else ''} for {owner}: {', '.join(missing)}")
+    for p in declared.values():
+        values.setdefault(p.name, p.default)
+    return Parsed(values, ignored, platform)
+
+
+def markdown_table(params: Iterable[Param]) -> str:
+    """The README table for one algorithm, generated from its declaration."""
+    lines = ["| name | allowed | default | notes |", "| --- | --- | --- | --- |"]
+    for p in params:
+        default = "**required**" if p.required else f"`{json.dumps(p.default) if not isinstance(p.default, str) else p.default}`"
+        notes = ("accepted, no effect in this image. " if p.ignored else "") + p.help
+        lines.append(f"| `{p.name}` | {p.constraint.describe()} | {default} | {notes.strip()} |")
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""The ``train`` entrypoint: SageMaker's training contract end to end.
+
+config files -> hyperparameters -> channels -> fit -> evaluate -> model
+artifacts and metric lines. Any failure becomes one line in
+``output/failure`` and a non-zero exit, with no model left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import __version__
+from ..algorithms import ALGORITHMS
+from ..algorithms.base import EVAL_BATCH, Checkpoints, Context
+from ..data.blocks import rebatch
+from ..data.channels import Channel, FeatureCheck, open_channels
+from ..errors import ConfigError, TrainingStopped, UserError
+from ..hyperparameters import decode, parse
+from ..model_io import ArtifactWriter
+from ..paths import Paths
+from .failure import write_failure
+
+log = logging.getLogger("byoa.train")
+
+COMMON_NAMES = ("algorithm",)
+TRAIN_CHANNELS = ("train", "training")
+EXIT_FAILED, EXIT_STOPPED = 1, 143
+
+
+def _emit(line: str) -> None:
+    print(line, flush=True)
+
+
+@contextmanager
+def phase(name: str, timings: dict):
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.monotonic() - started, 3)
+        log.info("phase %s took %.2f s", name, timings[name])
+
+
+def choose_algorithm(raw: dict) -> str:
+    chosen = decode(raw.pop("algorithm", "")) or os.environ.get("SAGEMAKER_ALGORITHM", "")
+    if not chosen:
+        raise ConfigError(
+            f"no algorithm chosen: set the 'algorithm' hyperparameter or SAGEMAKER_ALGORITHM; one of: {', '.join(ALGORITHMS)}"
+        )
+    if chosen not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm '{chosen}'; known: {', '.join(ALGORITHMS)}")
+    return chosen
+
+
+def _fingerprint(algorithm: str, hp: dict, channels: dict[str, Channel]) -> str:
+    stable = {k: v for k, v in hp.items() if k != "epochs"}
+    content = {n: str(c.spec.content_type) for n, c in channels.items()}
+    blob = json.dumps([algorithm, stable, content], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _checkpoint_folder(paths: Paths) -> Path | None:
+    config = paths.read_json("checkpointconfig.json", required=False)
+    if config and config.get("LocalPath"):
+        return Path(config["LocalPath"])
+    return paths.default_checkpoints if paths.default_checkpoints.is_dir() else None
+
+
+def _stop_on_sigterm(signum, frame):
+    raise TrainingStopped("training stopped by SIGTERM (StopTrainingJob or spot interruption)")
+
+
+def train(paths: Paths) -> None:
+    timings: dict = {}
+    started = time.monotonic()
+    with phase("setup", timings):
+        raw = paths.read_json("hyperparameters.json", required=False, default={})
+        if not isinstance(raw, dict):
+            raise ConfigError("hyperparameters.json must hold a JSON object")
+        raw = dict(raw)
+        algorithm = choose_algorithm(raw)
+        algo_cls = ALGORITHMS[algorithm]
+        parsed = parse(algo_cls.params, raw, algorithm)
+        resources = paths.read_json("resourceconfig.json", required=False, default={}) or {}
+        host = resources.get("current_host", "algo-1")
+        hosts = resources.get("hosts", [host])
+        if len(hosts) > 1:
+            raise ConfigError(
+                f"this image trains on one instance, but resourceconfig.json lists hosts {hosts}: use instance_count=1"
+            )
+        data_config = paths.read_json("inputdataconfig.json", required=False, default={}) or {}
+        if not isinstance(data_config, dict):
+            raise ConfigError("inputdataconfig.json must hold a JSON object of channels")
+        timeout = float(os.environ.get("TRAIN_PIPE_TIMEOUT", "600"))
+        channels = open_channels(data_config, paths.data, timeout)
+        train_name = next((n for n in TRAIN_CHANNELS if n in channels), None)
+        if train_name is None:
+            raise ConfigError(
+                f"no training channel: inputdataconfig.json must have a 'train' (or 'training') channel; got {sorted(channels) or 'none'}"
+            )
+        roles = {"train": channels[train_name], "validation": channels.get("validation"), "test": channels.get("test")}
+        unused = sorted(set(channels) - {train_name, "validation", "test"})
+        check = FeatureCheck(parsed.values.get("feature_dim") if isinstance(parsed.values.get("feature_dim"), int) else None)
+        for channel in channels.values():
+            channel.feature_check = check
+        folder = _checkpoint_folder(paths)
+        checkpoints = Checkpoints(folder, _fingerprint(algorithm, parsed.values, channels)) if folder and algo_cls.streaming else None
+
+        log.info("byoa %s: training %s on host %s", __version__, algorithm, host)
+        log.info("hyperparameters: %s", json.dumps(parsed.values, default=str, sort_keys=True))
+        for name, value in sorted(parsed.ignored.items()):
+            log.info("hyperparameter %s=%s is accepted but has no effect in this image", name, value)
+        for name, value in sorted(parsed.platform.items()):
+            log.info("platform hyperparameter %s=%s noted", name, value)
+        for channel in channels.values():
+            log.info("channel %s", channel.describe())
+        if unused:
+            log.warning("channels %s are not used by %s", unused, algorithm)
+        if checkpoints:
+            log.info("checkpoints: %s (saved at each epoch end, resumed when present)", folder)
+
+    ctx = Context(host=host, checkpoints=checkpoints, emit=_emit)
+    with phase("fit", timings):
+        model, train_rows = algo_cls(parsed.values, ctx).fit(roles["train"], roles["validation"])
+
+    with phase("evaluate", timings):
+        evaluators = {}
+        for role, channel in roles.items():
+            if channel is None:
+                continue
+            source = train_rows if role == "train" and train_rows is not None else channel.next_pass()
+            evaluator = model.evaluator()
+            for batch in rebatch(source, EVAL_BATCH):
+                evaluator.add(batch)
+            evaluators[role] = evaluator
+        model.finalize(evaluators)
+        results = {role: ev.result() for role, ev in evaluators.items()}
+        for role, result in results.items():
+            for name, value in result.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    _emit(f"#quality_metric: host={host}, {role} {name} <{model.kind_of(name)}>={value:.6g}")
+            details = {k: v for k, v in result.items() if not isinstance(v, (int, float))}
+            if details:
+                log.info("%s details: %s", role, json.dumps(details, default=str))
+
+    with phase("save", timings):
+        arrays, meta = model.to_artifacts()
+        meta = {**meta, "hyperparameters": parsed.values, "metrics": results}
+        writer = ArtifactWriter(paths.model)
+        try:
+            writer.save(algorithm, arrays, json.loads(json.dumps(meta, default=float)))
+        except BaseException:
+            writer.discard()
+            raise
+    log.info("model written to %s; total %.2f s; timings %s", paths.model, time.monotonic() - started, timings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if argv and argv[0] == "--metric-definitions":
+        from .metric_definitions import main as definitions
+
+        return definitions(argv[1:])
+    paths = Paths.from_env()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        train(paths)
+        return 0
+    except TrainingStopped as exc:
+        write_failure(paths, str(exc))
+        return EXIT_STOPPED
+    except UserError as exc:
+        write_failure(paths, str(exc))
+        return EXIT_FAILED
+    except Exception as exc:  # a bug in this image: say so, with the traceback
+        write_failure(paths, f"internal error: {type(exc).__name__}: {exc}", traceback.format_exc())
+        return EXIT_FAILED
