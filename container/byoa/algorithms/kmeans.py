@@ -114,13 +114,15 @@ class KMeansAlgorithm(Algorithm):
         self.n_centers = hp["k"] * (4 if factor == "auto" else factor)
         self.centers: np.ndarray | None = None
         self.counts: np.ndarray | None = None
+        self.msd: float | None = None  # running mean squared distance to the closest centre
 
     # --- streaming state (also what a checkpoint holds)
     def state(self):
-        return {"centers": self.centers, "counts": self.counts}, {}
+        return {"centers": self.centers, "counts": self.counts}, {"msd": self.msd}
 
     def load_state(self, arrays, meta):
         self.centers, self.counts = arrays["centers"].astype(np.float64), arrays["counts"].astype(np.float64)
+        self.msd = meta["msd"]
 
     def _init_centers(self, X) -> None:
         X = dense(X).astype(np.float64)
@@ -137,14 +139,41 @@ class KMeansAlgorithm(Algorithm):
     def step(self, batch: Block) -> None:
         if self.centers is None:
             self._init_centers(batch.X)
+        self.reseed_far(batch.X)
         self.update(*self.batch_statistics(batch.X))
+
+    def reseed_far(self, X) -> None:
+        """Move the least-used centres to records far from every centre (greedy farthest-first).
+
+        "Far" is 4x the running mean squared distance. Without this, data sorted by
+        cluster (common in files) leaves every centre seeded from the first batch in
+        the first cluster, and the later clusters get only what they can drag.
+        """
+        d = squared_distances(X, self.centers).min(axis=1)
+        batch_msd = float(d.mean())
+        typical = self.msd if self.msd is not None else batch_msd
+        self.msd = batch_msd if self.msd is None else 0.9 * self.msd + 0.1 * batch_msd
+        far = np.flatnonzero(d > 4.0 * typical) if typical > 0 else np.zeros(0, np.int64)
+        budget = min(len(far), max(1, len(self.centers) // 4))
+        if budget == 0 or self.counts.sum() == 0:
+            return
+        victims = np.argsort(self.counts, kind="stable")[:budget]
+        points = dense(X[far]).astype(np.float64)
+        dist = d[far].copy()
+        for victim in victims:
+            i = int(np.argmax(dist))
+            if dist[i] <= 4.0 * typical:
+                break
+            self.centers[victim] = points[i]
+            self.counts[victim] = 0.0
+            dist = np.minimum(dist, np.square(points - points[i]).sum(axis=1))
 
     def batch_statistics(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Per-centre sums and counts of the batch: all one host needs to send in a distributed round."""
         closest = squared_distances(X, self.centers).argmin(axis=1)
         k = len(self.centers)
         onehot = sp.csr_matrix((np.ones(len(closest)), (closest, np.arange(len(closest)))), shape=(k, len(closest)))
-        sums = np.asarray(onehot @ X, dtype=np.float64)
+        sums = np.asarray(dense(onehot @ X), dtype=np.float64)
         return sums, np.bincount(closest, minlength=k).astype(np.float64)
 
     def update(self, sums: np.ndarray, counts: np.ndarray) -> None:
