@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+import scipy.sparse as sp
+
 from ..errors import ConfigError, DataError
 from . import content_types
 from .blocks import Block, concat
@@ -154,6 +157,10 @@ class Channel:
     def _checked(self, block: Block, where: str, first: int) -> int:
         if self.feature_check is not None:
             self.feature_check(block, where, first)
+        values = block.X.data if sp.issparse(block.X) else block.X
+        if not np.isfinite(values).all():
+            row = first + int(np.flatnonzero(~np.isfinite(block.X.toarray() if sp.issparse(block.X) else block.X).all(axis=1))[0])
+            raise DataError(f"{where}: record {row} has a NaN or infinite feature value")
         return first + len(block)
 
     def read_all(self) -> Block | None:

@@ -148,6 +148,8 @@ def _probe(buf, pos: int) -> Optional[_Layout]:
         if feat is None:
             return None
         p, feat_off, feat_len, feat_tag = feat
+        if feat_len % _DTYPES[feat_tag].itemsize:
+            return None
         if p == end:
             return _Layout(stride, feat_off - pos, feat_len, _DTYPES[feat_tag])
         label = _probe_entry(buf, p, end, TAG_LABEL, (TAG_F32, TAG_F64, TAG_I32))
@@ -221,8 +223,8 @@ def _uniform_block(arr: np.ndarray, pos: int, n: int, layout: _Layout) -> Block:
     if layout.label_off >= 0:
         raw = view[:, layout.label_off : layout.label_off + layout.label_len]
         y = raw[:, 0].astype(np.float32) if layout.label_kind == "varint1" else raw.copy().view("<" + layout.label_kind)[:, 0]
-        y = y.astype(np.float32, copy=False)
-    return Block(X.astype(np.float32, copy=False), y)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused downstream
+        return Block(X.astype(np.float32, copy=False), None if y is None else y.astype(np.float32, copy=False))
 
 
 # ----------------------------------------------------------------------------- lock-step path
@@ -340,7 +342,7 @@ def parse_record(payload: bytes):
     try:
         record.ParseFromString(payload)
     except DecodeError as exc:
-        raise ValueError(f"not a valid protobuf Record ({exc})") from None
+        raise ValueError(f"is not a valid protobuf Record ({exc})") from None
     if "values" not in record.features:
         raise ValueError(f"has no features['values'] (feature keys: {sorted(record.features) or 'none'})")
     tensor = _tensor_of(record.features["values"], "features['values']")
@@ -404,8 +406,8 @@ class RecordIOProtobufDecoder:
                     layout = _probe(buf, pos)
                 except _Incomplete:
                     break
-                if layout is not None:
-                    n = _count_uniform(arr, pos, layout)
+                n = _count_uniform(arr, pos, layout) if layout is not None else 0
+                if n:
                     blocks.append(_uniform_block(arr, pos, n, layout))
                     self.records += n
                     pos += n * layout.stride
@@ -465,7 +467,7 @@ class RecordIOProtobufDecoder:
             sl = slice(lo, hi)
             dtype = _DTYPES[TAG_F64 if k >= 3 else TAG_F32]
             y = self._labels(arr, lab[sl] & (lab_vals[1][sl] > 0), lab_vals[0][sl], lab_tag[sl])
-            values = np.frombuffer(_gather(mv, vals[0][sl], vals[1][sl]), dtype).astype(np.float32, copy=False)
+            values = np.frombuffer(_gather(mv, vals[0][sl], vals[1][sl]), dtype).astype(np.float32)  # a writable copy
             counts = vals[1][sl] // dtype.itemsize
             if k % 3 == 0:
                 blocks.append(Block(self._dense(values, counts, offsets, lo), y))
