@@ -8,8 +8,6 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.cluster import KMeans, kmeans_plusplus
-from sklearn.metrics import silhouette_score
 
 from ..data.blocks import Block
 from ..errors import DataError
@@ -77,6 +75,8 @@ class _KMeansEvaluator(Evaluator):
         result = {"msd": self.ssd / max(self.n, 1), "ssd": self.ssd}
         X, labels = self.sample.sample() or (None, None)
         if X is not None and 1 < len(np.unique(labels)) < len(labels):
+            from sklearn.metrics import silhouette_score  # scikit-learn is imported only where it is used
+
             result["silhouette"] = float(silhouette_score(X, labels))
         wanted = set(self.model.eval_metrics) | {"silhouette"}
         return {k: v for k, v in result.items() if k in wanted}
@@ -128,6 +128,8 @@ class KMeansAlgorithm(Algorithm):
         X = dense(X).astype(np.float64)
         n = min(self.n_centers, len(X))
         if self.hp["init_method"] == "kmeans++":
+            from sklearn.cluster import kmeans_plusplus
+
             centers, _ = kmeans_plusplus(X, n, random_state=self.hp["seed"])
         else:
             centers = X[self.rng.choice(len(X), n, replace=False)]
@@ -191,6 +193,8 @@ class KMeansAlgorithm(Algorithm):
         k = self.hp["k"]
         if len(self.centers) <= k:
             return self.centers
+        from sklearn.cluster import KMeans
+
         trials = self.hp["local_lloyd_num_trials"]
         weights = np.maximum(self.counts, 1e-12)
         km = KMeans(

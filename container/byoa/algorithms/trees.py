@@ -10,8 +10,6 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..cpus import available_cpus
 from ..data.blocks import Block, concat
@@ -198,6 +196,8 @@ class DecisionTreeAlgorithm(_TreeAlgorithm):
     params = _TreeAlgorithm.common
 
     def estimator(self):
+        from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
         cls = DecisionTreeClassifier if self.hp["predictor_type"] == "classifier" else DecisionTreeRegressor
         return cls(**self._options())
 
@@ -212,6 +212,8 @@ class RandomForestAlgorithm(_TreeAlgorithm):
     ]
 
     def estimator(self):
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
         opts = self._options()
         if self.hp["max_features"] == "auto" and self.hp["predictor_type"] == "classifier":
             opts["max_features"] = "sqrt"
