@@ -280,13 +280,32 @@ def _lockstep_entry(arr, pos, end, ok, entry_tag, tensor_tags):
     return present, np.where(present, p, pos), tag, fields
 
 
-def _gather(mv: memoryview, start: np.ndarray, length: np.ndarray) -> bytes:
-    return b"".join([mv[s:e] for s, e in zip(start.tolist(), (start + length).tolist())])
+def _gather(arr: np.ndarray, *regions: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
+    """The bytes of each region set, concatenated in record order: [values of all records], [keys of all records].
+
+    Regions lie in order within and across records, so one run-length code array
+    (0 = skip, i = region set i) covers the span, and numpy compresses each set out of it.
+    """
+    n = len(regions[0][0])
+    if n == 0:
+        return [np.zeros(0, np.uint8) for _ in regions]
+    starts = np.stack([r[0] for r in regions], axis=1).ravel()
+    lengths = np.stack([r[1] for r in regions], axis=1).ravel()
+    ends = starts + lengths
+    gaps = np.empty_like(starts)
+    gaps[0] = 0
+    gaps[1:] = starts[1:] - ends[:-1]
+    if (gaps < 0).any():
+        raise ValueError("regions overlap")
+    runs = np.stack([gaps, lengths], axis=1).ravel()
+    codes = np.tile(np.repeat(np.arange(1, len(regions) + 1, dtype=np.uint8), 2) * np.tile(np.array([0, 1], np.uint8), len(regions)), n)
+    span = arr[starts[0] : ends[-1]]
+    code = np.repeat(codes, runs)
+    return [span[code == i + 1] for i in range(len(regions))]
 
 
-def _decode_varints(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """All varints in ``data``: (values as uint64, index of each value's last byte)."""
-    b = np.frombuffer(data, np.uint8)
+def _decode_varints(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All varints in the bytes ``b``: (values as uint64, index of each value's last byte)."""
     last = np.flatnonzero(b < 0x80)
     if len(last) == len(b):
         return b.astype(np.uint64), last
@@ -457,7 +476,6 @@ class RecordIOProtobufDecoder:
         kind = np.where(ok, (shape[1] > 0) + 3 * is64, -1)
         cuts = np.flatnonzero(np.diff(kind)) + 1
         bounds = [0, *cuts.tolist(), n]
-        mv = memoryview(buf)
         blocks = []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             k = int(kind[lo])
@@ -467,12 +485,13 @@ class RecordIOProtobufDecoder:
             sl = slice(lo, hi)
             dtype = _DTYPES[TAG_F64 if k >= 3 else TAG_F32]
             y = self._labels(arr, lab[sl] & (lab_vals[1][sl] > 0), lab_vals[0][sl], lab_tag[sl])
-            values = np.frombuffer(_gather(mv, vals[0][sl], vals[1][sl]), dtype).astype(np.float32)  # a writable copy
+            value_bytes, key_bytes = _gather(arr, (vals[0][sl], vals[1][sl]), (keys[0][sl], keys[1][sl]))
+            values = value_bytes.view(dtype).astype(np.float32, copy=False)
             counts = vals[1][sl] // dtype.itemsize
             if k % 3 == 0:
                 blocks.append(Block(self._dense(values, counts, offsets, lo), y))
             else:
-                blocks.append(Block(self._sparse(arr, mv, values, counts, keys, shape, offsets, lo, hi), y))
+                blocks.append(Block(self._sparse(arr, values, key_bytes, counts, keys, shape, offsets, lo, hi), y))
         self.records += n
         return blocks
 
@@ -500,7 +519,7 @@ class RecordIOProtobufDecoder:
             )
         return values.reshape(len(counts), width)
 
-    def _sparse(self, arr, mv, values, counts, keys, shape, offsets, lo, hi):
+    def _sparse(self, arr, values, key_bytes, counts, keys, shape, offsets, lo, hi):
         sl = slice(lo, hi)
         ncols, shape_end, _ = _vvarint(arr, shape[0][sl], np.ones(hi - lo, bool))
         width = int(ncols[0])
@@ -511,7 +530,7 @@ class RecordIOProtobufDecoder:
                 f"{self._where(self.records + lo + bad, offsets[lo + bad])} has a sparse shape that differs "
                 f"from the records before it ([{width}])"
             )
-        key_values, key_last = _decode_varints(_gather(mv, keys[0][sl], keys[1][sl]))
+        key_values, key_last = _decode_varints(key_bytes)
         ends = np.cumsum(keys[1][sl])
         key_counts = np.diff(np.searchsorted(key_last, ends - 1, side="right"), prepend=0)
         if (key_counts != counts).any():
