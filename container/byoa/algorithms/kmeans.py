@@ -141,38 +141,43 @@ class KMeansAlgorithm(Algorithm):
     def step(self, batch: Block) -> None:
         if self.centers is None:
             self._init_centers(batch.X)
-        self.reseed_far(batch.X)
-        self.update(*self.batch_statistics(batch.X))
+        d = squared_distances(batch.X, self.centers)
+        if self.reseed_far(batch.X, d.min(axis=1)):
+            d = squared_distances(batch.X, self.centers)
+        self.update(*self.batch_statistics(batch.X, d))
 
-    def reseed_far(self, X) -> None:
+    def reseed_far(self, X, d: np.ndarray) -> bool:
         """Move the least-used centres to records far from every centre (greedy farthest-first).
 
-        "Far" is 4x the running mean squared distance. Without this, data sorted by
-        cluster (common in files) leaves every centre seeded from the first batch in
-        the first cluster, and the later clusters get only what they can drag.
+        ``d``: each record's squared distance to its closest centre. "Far" is 4x the
+        running mean squared distance. Without this, data sorted by cluster (common in
+        files) leaves every centre seeded from the first batch in the first cluster, and
+        the later clusters get only what they can drag. Returns whether a centre moved.
         """
-        d = squared_distances(X, self.centers).min(axis=1)
         batch_msd = float(d.mean())
         typical = self.msd if self.msd is not None else batch_msd
         self.msd = batch_msd if self.msd is None else 0.9 * self.msd + 0.1 * batch_msd
         far = np.flatnonzero(d > 4.0 * typical) if typical > 0 else np.zeros(0, np.int64)
         budget = min(len(far), max(1, len(self.centers) // 4))
         if budget == 0 or self.counts.sum() == 0:
-            return
+            return False
         victims = np.argsort(self.counts, kind="stable")[:budget]
         points = dense(X[far]).astype(np.float64)
         dist = d[far].copy()
+        moved = False
         for victim in victims:
             i = int(np.argmax(dist))
             if dist[i] <= 4.0 * typical:
                 break
             self.centers[victim] = points[i]
             self.counts[victim] = 0.0
+            moved = True
             dist = np.minimum(dist, np.square(points - points[i]).sum(axis=1))
+        return moved
 
-    def batch_statistics(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def batch_statistics(self, X, d: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per-centre sums and counts of the batch: all one host needs to send in a distributed round."""
-        closest = squared_distances(X, self.centers).argmin(axis=1)
+        closest = (squared_distances(X, self.centers) if d is None else d).argmin(axis=1)
         k = len(self.centers)
         onehot = sp.csr_matrix((np.ones(len(closest)), (closest, np.arange(len(closest)))), shape=(k, len(closest)))
         sums = np.asarray(dense(onehot @ X), dtype=np.float64)
