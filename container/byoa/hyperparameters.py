@@ -79,12 +79,13 @@ class Real(Constraint):
 
 
 def _range(kind, low, high, low_open=False):
+    fmt = (lambda v: str(v)) if kind == "integer" else (lambda v: f"{v:g}")  # noqa: E731
     if low is not None and high is not None:
-        return f"{kind} in {'(' if low_open else '['}{low:g}, {high:g}]"
+        return f"{kind} in {'(' if low_open else '['}{fmt(low)}, {fmt(high)}]"
     if low is not None:
-        return f"{kind} {'>' if low_open else '>='} {low:g}"
+        return f"{kind} {'>' if low_open else '>='} {fmt(low)}"
     if high is not None:
-        return f"{kind} <= {high:g}"
+        return f"{kind} <= {fmt(high)}"
     return kind
 
 

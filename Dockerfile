@@ -1,0 +1,34 @@
+# SageMaker bring-your-own-algorithm image: `train` (and, once the serving issue lands, `serve`) on PATH.
+#   docker build -t byoa .                                  (algorithm chosen by the `algorithm` hyperparameter)
+#   docker build --build-arg SAGEMAKER_ALGORITHM=kmeans .   (a drop-in image for the built-in k-means)
+# Production: pin the base by digest, e.g. --build-arg BASE_IMAGE=public.ecr.aws/docker/library/debian@sha256:...
+ARG BASE_IMAGE=public.ecr.aws/docker/library/debian:bookworm-slim
+FROM ${BASE_IMAGE}
+
+ARG SAGEMAKER_ALGORITHM=""
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH="/opt/program:/opt/venv/bin:${PATH}" \
+    SAGEMAKER_ALGORITHM=${SAGEMAKER_ALGORITHM}
+
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv nginx ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+# Dependencies first: a code change does not reinstall them.
+COPY requirements.txt /tmp/requirements.txt
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
+    && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY container/ /opt/program/
+# Guard against CRLF endings and lost run bits from checkouts on other systems.
+RUN sed -i 's/\r$//' /opt/program/train \
+    && chmod 0755 /opt/program/train \
+    && python3 -c "import sys; sys.path.insert(0, '/opt/program'); import byoa.training.main"
+
+WORKDIR /opt/program

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The no-Docker demo: sets up the venv, writes the embedded default data, and trains with the
+# real container/train on a fake /opt/ml, in File mode and in Pipe mode (real FIFOs fed by
+# local_test/pipe_feeder.py), then prints the metrics each job logged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/venv.sh
+export PATH="$VENV/bin:$PATH"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python local_test/demo_data.py "$work/data"
+
+job() {  # job NAME MODE HYPERPARAMETERS-JSON DATASET FORMAT CONTENT-TYPE
+  local name=$1 mode=$2 hp=$3 dataset=$4 ext=$5 ct=$6 base="$work/$1"
+  mkdir -p "$base/input/config" "$base/input/data/train" "$base/input/data/test"
+  echo "$hp" > "$base/input/config/hyperparameters.json"
+  cat > "$base/input/config/inputdataconfig.json" <<JSON
+{"train": {"ContentType": "$ct", "TrainingInputMode": "$mode"}, "test": {"ContentType": "$ct", "TrainingInputMode": "$mode"}}
+JSON
+  local feeders=()
+  if [ "$mode" = Pipe ]; then
+    python local_test/pipe_feeder.py "$base/input/data" train "$work/data/$dataset/train.$ext" --epochs 16 --wait 5 & feeders+=($!)
+    python local_test/pipe_feeder.py "$base/input/data" test "$work/data/$dataset/test.$ext" --epochs 1 --wait 5 & feeders+=($!)
+  else
+    cp "$work/data/$dataset/train.$ext" "$base/input/data/train/"
+    cp "$work/data/$dataset/test.$ext" "$base/input/data/test/"
+  fi
+  echo
+  echo "=== $name ($mode mode, $ct)"
+  SAGEMAKER_BASE_DIR="$base" container/train > "$base/stdout" 2> "$base/stderr" || { cat "$base/stderr" "$base/output/failure"; exit 1; }
+  grep -E "^#quality_metric" "$base/stdout" | grep -E " (test|train) " || true
+  grep -E "decision threshold|phase fit" "$base/stderr" | sed 's/^[0-9-]* [0-9:,]* INFO /  /' || true
+  echo "  model: $(ls "$base/model" | tr '\n' ' ')"
+  for pid in "${feeders[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+}
+
+job cancer-linear-learner File \
+  '{"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": "32", "binary_classifier_model_selection_criteria": "precision_at_target_recall", "target_recall": "0.95"}' \
+  breast_cancer csv text/csv
+job cancer-linear-learner-pipe Pipe \
+  '{"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": "32", "binary_classifier_model_selection_criteria": "precision_at_target_recall", "target_recall": "0.95"}' \
+  breast_cancer pbr application/x-recordio-protobuf
+job iris-random-forest File '{"algorithm": "random-forest", "n_estimators": "50"}' iris pbr application/x-recordio-protobuf
+job iris-kmeans Pipe '{"algorithm": "kmeans", "k": "3", "feature_dim": "4", "mini_batch_size": "30", "epochs": "5"}' iris csv text/csv
+echo
+echo "demo done: 4 training jobs (File and Pipe mode) on the embedded data"
