@@ -94,6 +94,17 @@ def test_kmeans_iris_adjusted_rand_index(job, iris):
     assert adjusted_rand_score(y, model.predict(X)["closest_cluster"]) >= 0.6
 
 
+def test_decision_tree_binary_classifier_breast_cancer(job, cancer):
+    X_train, X_test, y_train, y_test = cancer
+    job.hyperparameters({"algorithm": "decision-tree", "max_depth": 4})
+    job.channel("train", csv_bytes(X_train, y_train), CSV).channel("test", csv_bytes(X_test, y_test), CSV)
+    result = job.run()
+    assert result.rc == 0, result.log
+    assert result.metric("test", "binary_classification_accuracy") >= 0.9
+    assert result.metric("test", "roc_auc_score") >= 0.9
+    assert '"positive_class": 1.0' in result.stderr
+
+
 @pytest.mark.parametrize("mode", ["regular", "randomized"])
 def test_pca_digits_explained_variance(job, digits, mode):
     X, _ = digits

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..model_io import ModelFormatError
 from .base import Algorithm, Model
-from .kmeans import KMeansAlgorithm, KMeansModel
-from .knn import KNNAlgorithm, KNNModel
-from .linear_learner import LinearLearnerAlgorithm, LinearModel
-from .pca import PCAAlgorithm, PCAModel
-from .trees import DecisionTreeAlgorithm, RandomForestAlgorithm, TreeEnsembleModel
+from .kmeans import KMeansAlgorithm
+from .knn import KNNAlgorithm
+from .linear_learner import LinearLearnerAlgorithm
+from .pca import PCAAlgorithm
+from .trees import DecisionTreeAlgorithm, RandomForestAlgorithm
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     cls.name: cls

@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator
 
 import numpy as np
@@ -167,12 +167,10 @@ class Checkpoints:
 
     folder: Path
     fingerprint: str
-    writes: int = field(default=0)
 
     def save(self, algo, epoch: int) -> None:
         arrays, meta = algo.state()
         ArtifactWriter(self.folder).save(algo.name, arrays, {"epoch": epoch, "fingerprint": self.fingerprint, **meta})
-        self.writes += 1
 
     def restore(self, algo) -> int | None:
         try:

@@ -19,17 +19,21 @@ log = logging.getLogger("byoa.train")
 MAX_DISTANCES = 20_000_000  # rows x sample entries computed at once
 
 
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
 class KNNModel(Model):
     name = "knn"
 
     def __init__(self, predictor_type, k, metric, sample_X, sample_y, projection):
+        """``sample_X`` is already projected; for COSINE its rows are normalised here, once."""
         self.predictor_type, self.k, self.metric = predictor_type, int(k), metric
         self.X = sample_X.astype(np.float32)
         self.y = sample_y.astype(np.float32)
         self.projection = projection.astype(np.float32) if projection is not None and projection.size else None
         if metric == "COSINE":
-            norms = np.linalg.norm(self.X, axis=1, keepdims=True)
-            self.X = self.X / np.maximum(norms, 1e-12)
+            self.X = _unit_rows(self.X)
 
     @property
     def metric_defs(self):
@@ -42,7 +46,7 @@ class KNNModel(Model):
         if self.projection is not None:
             Q = Q @ self.projection
         if self.metric == "COSINE":
-            Q = Q / np.maximum(np.linalg.norm(Q, axis=1, keepdims=True), 1e-12)
+            Q = _unit_rows(Q)
         k = min(self.k, len(self.X))
         step = max(1, MAX_DISTANCES // max(len(self.X), 1))
         dist, idx = [], []
@@ -81,9 +85,7 @@ class KNNModel(Model):
 
     @classmethod
     def from_artifacts(cls, arrays, meta):
-        model = cls(meta["predictor_type"], meta["k"], "L2", arrays["X"], arrays["y"], arrays["projection"])
-        model.metric = meta["metric"]  # stored rows are already normalised for COSINE
-        return model
+        return cls(meta["predictor_type"], meta["k"], meta["metric"], arrays["X"], arrays["y"], arrays["projection"])
 
 
 class _KNNEvaluator(Evaluator):

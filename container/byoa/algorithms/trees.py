@@ -103,7 +103,7 @@ class _TreeEvaluator(Evaluator):
             return self.acc.result()
         if isinstance(self.acc, M.BinaryAccumulator):
             result = self.acc.result(0.5, 1.0)
-            result["positive_class"] = float(self.model.classes[1])
+            result["confusion"]["positive_class"] = float(self.model.classes[1])
             return result
         return self.acc.result(1.0)
 

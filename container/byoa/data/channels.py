@@ -94,7 +94,6 @@ class Channel:
     data_dir: Path
     pipe_timeout: float = 600.0
     passes_done: int = 0
-    records_last_pass: int = 0
     bytes_last_pass: int = 0
     files: list[Path] = field(default_factory=list)
     feature_check: FeatureCheck | None = None
@@ -140,7 +139,7 @@ class Channel:
         """One epoch over the channel, as blocks in record order."""
         epoch = self.passes_done
         self.passes_done += 1
-        self.records_last_pass = self.bytes_last_pass = 0
+        self.bytes_last_pass = 0
         for where, media, chunks in self._sources(epoch):
             decoder = _decoder(media, where)
             first = 0
@@ -152,7 +151,6 @@ class Channel:
             for block in decoder.finish():
                 first = self._checked(block, where, first)
                 yield block
-            self.records_last_pass += decoder.records
 
     def _checked(self, block: Block, where: str, first: int) -> int:
         if self.feature_check is not None:

@@ -13,7 +13,6 @@ Three decoding paths, fastest first, all giving the same arrays:
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Iterator, Optional
 

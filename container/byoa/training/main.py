@@ -27,11 +27,11 @@ from ..errors import ConfigError, TrainingStopped, UserError
 from ..hyperparameters import decode, parse
 from ..model_io import ArtifactWriter
 from ..paths import Paths
+from . import metric_definitions
 from .failure import write_failure
 
 log = logging.getLogger("byoa.train")
 
-COMMON_NAMES = ("algorithm",)
 TRAIN_CHANNELS = ("train", "training")
 EXIT_FAILED, EXIT_STOPPED = 1, 143
 
@@ -168,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     if argv and argv[0] == "--metric-definitions":
-        from .metric_definitions import main as definitions
-
-        return definitions(argv[1:])
+        return metric_definitions.main(argv[1:])
     paths = Paths.from_env()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
