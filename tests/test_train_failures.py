@@ -142,3 +142,41 @@ def test_multi_host_is_refused_until_supported(job):
 def test_non_finite_features(job, bad):
     job.hyperparameters(KMEANS).channel("train", csv_bytes(X) + bad, CSV + ";label_size=0", filename="d.csv")
     failed(job.run(), r"d.csv: record 40 has a NaN or infinite feature value")
+
+
+def test_unlabelled_test_channel_is_named(job):
+    y = (X[:, 0] > 0.5).astype(np.float32)
+    job.hyperparameters({"algorithm": "decision-tree"}).channel("train", sdk_recordio(X, y), PROTOBUF)
+    job.channel("test", sdk_recordio(X), PROTOBUF)
+    failed(job.run(), r"channel 'test' has records without a label")
+
+
+def test_sigterm_while_waiting_for_a_pipe_writer_stops_within_10s(job):
+    import os
+    import signal
+    import time
+
+    from conftest import wait_for
+
+    job.hyperparameters(KMEANS).channel("train", None, PROTOBUF, mode="Pipe")
+    os.mkfifo(job.data_dir / "train_0")
+    proc = job.start(env={"TRAIN_PIPE_TIMEOUT": "120"})
+    assert wait_for(lambda: False, timeout=1.5) is False  # let it reach the FIFO
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    result = job.finish(proc, timeout=30)
+    assert time.monotonic() - started < 10
+    failed(result, r"training stopped by SIGTERM", rc=143)
+
+
+def test_linear_learner_stops_early_on_the_validation_channel(job, cancer):
+    X_train, X_test, y_train, y_test = cancer
+    job.hyperparameters({"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": 16,
+                         "epochs": 60, "early_stopping_patience": 2, "early_stopping_tolerance": 0.05})
+    job.channel("train", csv_bytes(X_train, y_train), CSV).channel("validation", csv_bytes(X_test, y_test), CSV)
+    result = job.run()
+    assert result.rc == 0, result.log
+    assert "stopping early after epoch" in result.stderr
+    assert "epoch=0, validation binary_classification_cross_entropy_objective <loss>=" in result.stdout
+    assert "chosen on validation data" in result.stderr
+    assert result.stdout.count("#progress_metric") < 60

@@ -71,6 +71,8 @@ class Model:
 
 
 class Evaluator:
+    channel = "train"  # named in error messages; set to the channel being evaluated
+
     def add(self, block: Block) -> None:
         raise NotImplementedError
 

@@ -95,7 +95,7 @@ class _KNNEvaluator(Evaluator):
         self.reg = M.RegressionAccumulator()
 
     def add(self, block: Block) -> None:
-        y = require_labels(block, "evaluation")
+        y = require_labels(block, self.channel)
         pred = self.model.predict(block.X)["predicted_label"]
         self.n += len(y)
         self.correct += int((pred == y).sum())

@@ -215,7 +215,7 @@ class _LinearEvaluator(Evaluator):
             self.acc = M.RegressionAccumulator()
 
     def add(self, block: Block) -> None:
-        y = require_labels(block, "evaluation")
+        y = require_labels(block, self.channel)
         out = self.model.predict(block.X)
         self.acc.add(y, out["score"])
 
@@ -447,6 +447,7 @@ class LinearLearnerAlgorithm(Algorithm):
         self._flush_warmup()
         if validation is not None:
             ev = self._model().evaluator()
+            ev.channel = validation.name
             for batch in batches(validation, self.hp["mini_batch_size"]):
                 ev.add(batch)
             objective = self._objective(ev.acc)

@@ -85,7 +85,7 @@ class _TreeEvaluator(Evaluator):
             self.acc = M.MulticlassAccumulator(n + 1, 3)  # last class: labels never seen in training
 
     def add(self, block: Block) -> None:
-        y = require_labels(block, "evaluation")
+        y = require_labels(block, self.channel)
         out = self.model.predict(block.X)
         classes = self.model.classes
         if isinstance(self.acc, M.RegressionAccumulator):

@@ -139,6 +139,7 @@ def train(paths: Paths) -> None:
                 continue
             source = train_rows if role == "train" and train_rows is not None else channel.next_pass()
             evaluator = model.evaluator()
+            evaluator.channel = channel.name
             for batch in rebatch(source, EVAL_BATCH):
                 evaluator.add(batch)
             evaluators[role] = evaluator
