@@ -77,3 +77,22 @@ def test_every_algorithm_format_and_mode(algorithm, fmt, mode, make_job, iris, r
             np.testing.assert_allclose(value, reference[key][name], rtol=1e-4, atol=1e-4, err_msg=name)
     else:
         reference[key] = predicted
+
+
+@pytest.mark.parametrize("mode", ["File", "Pipe"])
+def test_record_wrapper_recordio_unwraps_each_object(mode, make_job, iris, reference):
+    """RecordWrapperType=RecordIO: each S3 object arrives as one RecordIO record (here: two CSV objects)."""
+    from byoa.data import recordio
+
+    X, y = dataset("iris", iris)
+    text = encode("csv", X, y)[0]
+    lines = text.splitlines(keepends=True)
+    wrapped = recordio.encode(b"".join(lines[:70])) + recordio.encode(b"".join(lines[70:]).rstrip(b"\n"))
+    job = make_job(f"wrapped-{mode}")
+    job.hyperparameters({"algorithm": "decision-tree", "max_depth": 4})
+    job.channel("train", wrapped, "text/csv", mode=mode, RecordWrapperType="RecordIO")
+    result = job.run()
+    assert result.rc == 0, result.log
+    _, model = job.model()
+    assert (model.predict(X)["predicted_label"] == y).mean() > 0.95
+    assert result.metric("train", "multiclass_accuracy") > 0.95

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..cpus import available_cpus
-from ..data.blocks import Block, concat
+from ..data.blocks import Block
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
@@ -175,10 +175,9 @@ class _TreeAlgorithm(Algorithm):
 
     def fit(self, train, validation):
         log.info("%s is trained in memory: it reads the training data once (epoch 0)", self.name)
-        blocks = list(train.next_pass())
-        if not blocks:
+        data = train.read_all()
+        if data is None:
             raise DataError(f"channel '{train.name}' has no records")
-        data = concat(blocks)
         y = require_labels(data, train.name)
         log.info("training %s on %d records x %d features", self.name, len(data), data.n_features)
         est = self.estimator()

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError, DataError
-from . import content_types
+from . import content_types, recordio
 from .blocks import Block, concat
 from .csv_codec import CsvDecoder
 from .protobuf_codec import RecordIOProtobufDecoder
@@ -113,7 +113,8 @@ class Channel:
             if self.spec.mode == "File"
             else f"FIFOs {self.data_dir / self.spec.name}_<epoch>"
         )
-        return f"{self.name}: mode={self.spec.mode}, content type={ct}, distribution={self.spec.distribution}, {where}"
+        wrapper = ", record wrapper=RecordIO (one record per S3 object)" if self.spec.record_wrapper == "RecordIO" else ""
+        return f"{self.name}: mode={self.spec.mode}, content type={ct}, distribution={self.spec.distribution}{wrapper}, {where}"
 
     def _default_note(self) -> str:
         if self.spec.mode == "Pipe":
@@ -128,12 +129,18 @@ class Channel:
         return content_types.parse(content_types.RECORDIO_PROTOBUF)
 
     def _sources(self, epoch: int):
+        """(where, media type, byte chunks) per source; with a RecordIO wrapper, per wrapped S3 object."""
         if self.spec.mode == "Pipe":
             fifo = self.data_dir / f"{self.name}_{epoch}"
-            yield f"FIFO {fifo}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout)
+            streams = [(f"FIFO {fifo}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout))]
         else:
-            for path in self.files:
-                yield str(path), self._media_for(path), file_chunks(path)
+            streams = ((str(path), self._media_for(path), file_chunks(path)) for path in self.files)
+        for where, media, chunks in streams:
+            if self.spec.record_wrapper != "RecordIO":
+                yield where, media, chunks
+                continue
+            for i, payload in enumerate(recordio.unwrap(chunks, where)):
+                yield f"{where}, wrapped object {i}", media, [payload]
 
     def next_pass(self) -> Iterator[Block]:
         """One epoch over the channel, as blocks in record order."""
@@ -162,7 +169,7 @@ class Channel:
         return first + len(block)
 
     def read_all(self) -> Block | None:
-        """The next pass, in memory (in-memory algorithms; File mode reads epoch 0's files)."""
+        """The next pass, in memory (in-memory algorithms), or None if it has no records."""
         blocks = list(self.next_pass())
         return concat(blocks) if blocks else None
 

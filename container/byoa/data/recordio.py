@@ -99,6 +99,24 @@ class Framer:
             raise DataError(f"truncated multipart RecordIO record starting at byte {self._part_start} of {self.where}")
 
 
+def unwrap(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
+    """Payloads of a RecordIO stream arriving in chunks (``RecordWrapperType: RecordIO``:
+    each S3 object arrives as one record)."""
+    framer, buf, offset = Framer(where), b"", 0
+    for chunk in chunks:
+        buf = buf + chunk if buf else chunk
+        pos = 0
+        while (head := framer.header(buf, pos, offset)) is not None:
+            length, flag, end = head
+            whole = framer.part(bytes(buf[pos + 8 : pos + 8 + length]), flag, offset + pos)
+            if whole is not None:
+                yield whole
+            pos = end
+        offset += pos
+        buf = buf[pos:]
+    framer.check_end(len(buf), offset)
+
+
 def iter_payloads(data: bytes, where: str = "<bytes>") -> Iterator[bytes]:
     """All payloads of an in-memory RecordIO stream (small inputs, requests, tests)."""
     framer, pos = Framer(where), 0
