@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..data.blocks import Block, rebatch
 from ..data.channels import Channel
@@ -112,10 +111,6 @@ def require_labels(block: Block, channel: str) -> np.ndarray:
             "(CSV: label in the first column; RecordIO-protobuf: label['values'])"
         )
     return block.y
-
-
-def dense(X) -> np.ndarray:
-    return X.toarray() if sp.issparse(X) else X
 
 
 def batches(channel: Channel, size: int) -> Iterator[Block]:

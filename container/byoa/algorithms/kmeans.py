@@ -9,11 +9,11 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from ..data.blocks import Block
+from ..data.blocks import Block, dense
 from ..errors import DataError
 from ..evaluation import metrics as M
 from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real
-from .base import SEED, Algorithm, Evaluator, Model, dense, stream_epochs
+from .base import SEED, Algorithm, Evaluator, Model, stream_epochs
 
 log = logging.getLogger("byoa.train")
 

@@ -7,11 +7,11 @@ import logging
 
 import numpy as np
 
-from ..data.blocks import Block
+from ..data.blocks import Block, dense
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..hyperparameters import AnyOf, Integer, Options, Param
-from .base import SEED, Algorithm, Evaluator, Model, batches, dense, require_labels
+from .base import SEED, Algorithm, Evaluator, Model, batches, require_labels
 from .kmeans import squared_distances
 
 log = logging.getLogger("byoa.train")

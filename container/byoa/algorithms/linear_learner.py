@@ -165,18 +165,13 @@ def choose_threshold(acc: M.BinaryAccumulator, criterion: str, hp: dict, beta: f
     if criterion == "loss_function":
         return 0.5, {"criterion": criterion}
     c = acc.curve()
-    tp, fp, fn, tn = (c[k].astype(np.float64) for k in ("tp", "fp", "fn", "tn"))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-        accuracy = (tp + tn) / np.maximum(tp + fp + fn + tn, 1)
-        b2 = beta * beta
-        f_beta = np.where(b2 * precision + recall > 0, (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
+    m = M.binary_from_confusion(c["tp"], c["fp"], c["fn"], c["tn"], beta)  # at every candidate threshold
+    precision, recall, accuracy = m["precision"], m["recall"], m["accuracy"]
     note = ""
     if criterion == "accuracy":
         i = int(np.argmax(accuracy))
     elif criterion == "f_beta":
-        i = int(np.argmax(f_beta))
+        i = int(np.argmax(m["f_beta"]))
     elif criterion == "precision_at_target_recall":
         target = hp["target_recall"]
         ok = recall >= target

@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..cpus import available_cpus
-from ..data.blocks import Block
+from ..data.blocks import Block, dense
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
@@ -43,8 +42,7 @@ class TreeEnsembleModel(Model):
 
     def leaves(self, X) -> np.ndarray:
         """Leaf node of every (row, tree)."""
-        if sp.issparse(X):
-            X = X.toarray()
+        X = dense(X)
         node = np.tile(self.roots, (X.shape[0], 1))
         rows = np.arange(X.shape[0])[:, None]
         while True:

@@ -30,6 +30,11 @@ class Block:
         return Block(self.X[start:stop], None if self.y is None else self.y[start:stop])
 
 
+def dense(X) -> np.ndarray:
+    """X as a numpy array (sparse matrices expanded)."""
+    return X.toarray() if sp.issparse(X) else X
+
+
 def concat(blocks: list[Block]) -> Block:
     """Stack blocks; mixes of dense and sparse become sparse."""
     if len(blocks) == 1:

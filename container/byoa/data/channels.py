@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from ..errors import ConfigError, DataError
 from . import content_types, recordio
-from .blocks import Block, concat
+from .blocks import Block, concat, dense
 from .csv_codec import CsvDecoder
 from .protobuf_codec import RecordIOProtobufDecoder
 from .sources import channel_files, fifo_chunks, file_chunks
@@ -164,7 +164,7 @@ class Channel:
             self.feature_check(block, where, first)
         values = block.X.data if sp.issparse(block.X) else block.X
         if not np.isfinite(values).all():
-            row = first + int(np.flatnonzero(~np.isfinite(block.X.toarray() if sp.issparse(block.X) else block.X).all(axis=1))[0])
+            row = first + int(np.flatnonzero(~np.isfinite(dense(block.X)).all(axis=1))[0])
             raise DataError(f"{where}: record {row} has a NaN or infinite feature value")
         return first + len(block)
 

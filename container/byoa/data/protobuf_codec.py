@@ -569,15 +569,7 @@ class RecordIOProtobufDecoder:
         y = np.array(labels, np.float32)
         y = None if np.isnan(y).all() else y
         if all(r is None for r in sparse_rows):
-            widths = {len(v) for v in dense}
-            if len(widths) > 1:
-                first = len(dense[0])
-                bad = next(i for i, v in enumerate(dense) if len(v) != first)
-                raise DataError(
-                    f"{self._where(self.records + lo + bad, offsets[lo + bad])} has {len(dense[bad])} features, "
-                    f"the records before it have {first}"
-                )
-            return Block(np.vstack(dense).astype(np.float32), y)
+            return Block(self._dense(np.concatenate(dense), np.array([len(v) for v in dense]), offsets, lo), y)
         widths = {r[2] for r in sparse_rows if r is not None} | {len(v) for v in dense if v is not None}
         if len(widths) > 1:
             raise DataError(f"records {self.records + lo}..{self.records + hi - 1} of {self.where} mix shapes {sorted(widths)}")

@@ -119,14 +119,4 @@ def unwrap(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
 
 def iter_payloads(data: bytes, where: str = "<bytes>") -> Iterator[bytes]:
     """All payloads of an in-memory RecordIO stream (small inputs, requests, tests)."""
-    framer, pos = Framer(where), 0
-    while True:
-        head = framer.header(data, pos, 0)
-        if head is None:
-            break
-        length, flag, end = head
-        whole = framer.part(bytes(data[pos + 8 : pos + 8 + length]), flag, pos)
-        if whole is not None:
-            yield whole
-        pos = end
-    framer.check_end(len(data) - pos, pos)
+    return unwrap([data], where)

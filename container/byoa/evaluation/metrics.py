@@ -67,22 +67,30 @@ PCA = [MetricDef("explained_variance_ratio", "score"), MetricDef("reconstruction
 # ----------------------------------------------------------------------------- formulas
 
 
-def _ratio(num: float, den: float) -> float:
-    return float(num) / float(den) if den else 0.0
+def ratio(num, den):
+    """num / den, 0 where den is 0; scalars or arrays alike."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, 0.0)
 
 
-def binary_from_confusion(tp: float, fp: float, fn: float, tn: float, beta: float = 1.0) -> dict:
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
+def f_beta(precision, recall, beta: float):
     b2 = beta * beta
-    f_beta = _ratio((1 + b2) * precision * recall, b2 * precision + recall)
-    return {
-        "accuracy": _ratio(tp + tn, tp + fp + fn + tn),
+    return ratio((1 + b2) * precision * recall, b2 * precision + recall)
+
+
+def binary_from_confusion(tp, fp, fn, tn, beta: float = 1.0) -> dict:
+    """Counts may be scalars or arrays (one entry per threshold): the result has the same shape."""
+    precision = ratio(tp, tp + fp)
+    recall = ratio(tp, tp + fn)
+    m = {
+        "accuracy": ratio(tp + tn, tp + fp + fn + tn),
         "precision": precision,
         "recall": recall,
-        "f_beta": f_beta,
-        "specificity": _ratio(tn, tn + fp),
+        "f_beta": f_beta(precision, recall, beta),
+        "specificity": ratio(tn, tn + fp),
     }
+    return {k: float(v) if v.ndim == 0 else v for k, v in m.items()}
 
 
 def multiclass_from_confusion(cm: np.ndarray, beta: float = 1.0) -> dict:
@@ -90,14 +98,11 @@ def multiclass_from_confusion(cm: np.ndarray, beta: float = 1.0) -> dict:
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diag(cm)
     predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(actual > 0, tp / actual, 0.0)
-        b2 = beta * beta
-        f = np.where(b2 * precision + recall > 0, (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
+    precision, recall = ratio(tp, predicted), ratio(tp, actual)
+    f = f_beta(precision, recall, beta)
     present = (actual > 0) | (predicted > 0)
     return {
-        "accuracy": _ratio(tp.sum(), cm.sum()),
+        "accuracy": float(ratio(tp.sum(), cm.sum())),
         "precision": precision,
         "recall": recall,
         "f_beta": f,
