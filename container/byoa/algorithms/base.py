@@ -14,13 +14,15 @@ import numpy as np
 from ..data.blocks import Block, rebatch
 from ..data.channels import Channel
 from ..errors import DataError
+from ..evaluation import split
 from ..evaluation.metrics import MetricDef
 from ..hyperparameters import Integer, Param
 from ..model_io import ArtifactWriter, ModelFormatError, load
 
 log = logging.getLogger("byoa.train")
 
-SEED = Param("seed", Integer(0, 2**32 - 1), 0, "drives every random choice: the same job gives the same model")
+SEED = Param("seed", Integer(0, 2**32 - 1), 0, "drives every random choice (and the data split): the same job gives the same model")
+COMMON = [*split.PARAMS, SEED]  # every algorithm's evaluation settings
 EVAL_BATCH = 10000
 
 
@@ -45,6 +47,8 @@ class Model:
 
     name: ClassVar[str]
     metric_defs: ClassVar[list[MetricDef]]
+    task: str  # binary, multiclass, regression, clustering or projection: how it is evaluated
+    positive_class: float | None = None  # binary classifiers: the label counted as positive
 
     def predict(self, X) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -86,8 +90,20 @@ class Algorithm:
     name: ClassVar[str]
     params: ClassVar[list[Param]]
     metric_defs: ClassVar[list[MetricDef]]
-    streaming: ClassVar[bool]
+    streaming: ClassVar[bool]  # resumable epochs over a stream (checkpoints)
+    in_memory: ClassVar[bool] = False  # reads all training records into memory
     model_class: ClassVar[type]
+
+    @classmethod
+    def supervision(cls, hp: dict) -> str:
+        """classifier, regressor or unsupervised: what a split may be stratified on."""
+        kind = hp.get("predictor_type", "")
+        return "unsupervised" if not kind else ("regressor" if kind == "regressor" else "classifier")
+
+    @classmethod
+    def uses_validation(cls, hp: dict) -> bool:
+        """Whether something (a threshold, early stopping) is chosen on validation data."""
+        return False
 
     def __init__(self, hp: dict, ctx: Context):
         self.hp = hp
@@ -99,8 +115,9 @@ class Algorithm:
         value = self.hp.get("feature_dim")
         return value if isinstance(value, int) else None
 
-    def fit(self, train: Channel, validation: Channel | None) -> tuple[Model, list[Block] | None]:
-        """Returns the model and, for in-memory algorithms, the training rows it holds (evaluated without another pass)."""
+    def fit(self, train: Channel, validation) -> Model:
+        """``train``: the training part (a channel or a view of one). ``validation``: a channel,
+        a ``HeldOutStream`` whose rows arrive during each training pass, or None."""
         raise NotImplementedError
 
 

@@ -13,7 +13,7 @@ from ..data.blocks import Block, dense
 from ..errors import DataError
 from ..evaluation import metrics as M
 from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real
-from .base import SEED, Algorithm, Evaluator, Model, stream_epochs
+from .base import COMMON, Algorithm, Evaluator, Model, stream_epochs
 
 log = logging.getLogger("byoa.train")
 
@@ -32,6 +32,7 @@ def squared_distances(X, centers: np.ndarray) -> np.ndarray:
 
 class KMeansModel(Model):
     name = "kmeans"
+    task = "clustering"
     metric_defs = M.KMEANS
 
     def __init__(self, centers: np.ndarray, eval_metrics: list[str], seed: int = 0):
@@ -105,7 +106,7 @@ class KMeansAlgorithm(Algorithm):
         Param("local_lloyd_num_trials", AnyOf((Options(("auto",)), Integer(1))), "auto", "reduction restarts; auto = 10"),
         Param("half_life_time_size", Integer(0), 0, "records after which a centre's past weight halves; 0 = no decay"),
         Param("eval_metrics", ListOf(Options(("msd", "ssd"))), ["msd"], "metrics reported: msd, ssd (silhouette always)"),
-        SEED,
+        *COMMON,
     ]
 
     def __init__(self, hp, ctx):
@@ -217,4 +218,4 @@ class KMeansAlgorithm(Algorithm):
         stream_epochs(self, train, self.hp["epochs"], self.hp["mini_batch_size"], self.step)
         if len(self.centers) < self.hp["k"]:
             raise DataError(f"k={self.hp['k']} but the training data has only {len(self.centers)} records")
-        return KMeansModel(self.reduce(), self.hp["eval_metrics"], self.hp["seed"]), None
+        return KMeansModel(self.reduce(), self.hp["eval_metrics"], self.hp["seed"])

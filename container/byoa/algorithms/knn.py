@@ -11,7 +11,7 @@ from ..data.blocks import Block, dense
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..hyperparameters import AnyOf, Integer, Options, Param
-from .base import SEED, Algorithm, Evaluator, Model, batches, require_labels
+from .base import COMMON, Algorithm, Evaluator, Model, batches, require_labels
 from .kmeans import squared_distances
 
 log = logging.getLogger("byoa.train")
@@ -34,6 +34,10 @@ class KNNModel(Model):
         self.projection = projection.astype(np.float32) if projection is not None and projection.size else None
         if metric == "COSINE":
             self.X = _unit_rows(self.X)
+
+    @property
+    def task(self) -> str:
+        return "multiclass" if self.predictor_type == "classifier" else "regression"
 
     @property
     def metric_defs(self):
@@ -89,23 +93,29 @@ class KNNModel(Model):
 
 
 class _KNNEvaluator(Evaluator):
+    """Accuracy (and the confusion matrix over the sample's labels, plus "other") or regression metrics."""
+
     def __init__(self, model: KNNModel):
         self.model = model
-        self.correct = self.n = 0
-        self.reg = M.RegressionAccumulator()
+        self.classes = np.unique(model.y)
+        self.acc = M.MulticlassAccumulator(len(self.classes) + 1, 1) if model.predictor_type == "classifier" else M.RegressionAccumulator()
 
     def add(self, block: Block) -> None:
         y = require_labels(block, self.channel)
         pred = self.model.predict(block.X)["predicted_label"]
-        self.n += len(y)
-        self.correct += int((pred == y).sum())
-        self.reg.add(y, pred)
+        if isinstance(self.acc, M.RegressionAccumulator):
+            self.acc.add(y, pred)
+            return
+        guess = M.class_index(self.classes, pred)
+        self.acc.add(M.class_index(self.classes, y), np.eye(len(self.classes) + 1, dtype=np.float32)[guess])
 
     def result(self) -> dict:
-        if self.model.predictor_type == "classifier":
-            return {"accuracy": self.correct / max(self.n, 1)}
-        r = self.reg.result()
-        return {"r2": r["r2"], "mse": r["mse"]}
+        if isinstance(self.acc, M.RegressionAccumulator):
+            r = self.acc.result()
+            return {"r2": r["r2"], "mse": r["mse"]}
+        r = self.acc.result(1.0, [*self.classes.tolist(), "other"])
+        details = {k: r[k] for k in ("confusion_matrix", "classes", "per_class")}
+        return {"accuracy": r["multiclass_accuracy"], **details}
 
 
 class KNNAlgorithm(Algorithm):
@@ -125,7 +135,7 @@ class KNNAlgorithm(Algorithm):
         Param("faiss_index_ivf_nlists", AnyOf((Options(("auto",)), Integer(1))), "auto", ignored=True),
         Param("faiss_index_pq_m", Integer(1), 16, ignored=True),
         Param("mini_batch_size", Integer(1), 5000, "records read per batch"),
-        SEED,
+        *COMMON,
     ]
 
     def __init__(self, hp, ctx):
@@ -151,4 +161,4 @@ class KNNAlgorithm(Algorithm):
             raise DataError(f"channel '{train.name}' has no records")
         X, y = sample.sample()
         log.info("knn sample: %d of %d records", len(X), sample.seen)
-        return KNNModel(self.hp["predictor_type"], self.hp["k"], self.hp["index_metric"], X, y, projection), None
+        return KNNModel(self.hp["predictor_type"], self.hp["k"], self.hp["index_metric"], X, y, projection)

@@ -12,8 +12,11 @@ import scipy.sparse as sp
 from ..data.blocks import Block, concat
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
+from ..evaluation import selection
+from ..evaluation.selection import BinaryThreshold
+from ..evaluation.views import HeldOutStream
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
-from .base import SEED, Algorithm, Evaluator, Model, batches, require_labels, stream_epochs
+from .base import COMMON, Algorithm, Evaluator, Model, batches, require_labels, stream_epochs
 
 log = logging.getLogger("byoa.train")
 
@@ -30,7 +33,6 @@ LOSSES = {
     ),
 }
 AUTO_LOSS = {"binary_classifier": "logistic", "multiclass_classifier": "softmax_loss", "regressor": "squared_loss"}
-CRITERIA = ("accuracy", "f_beta", "precision_at_target_recall", "recall_at_target_precision", "loss_function")
 
 AUTO = Options(("auto",))
 ANY_LOSS = tuple(sorted({loss for losses in LOSSES.values() for loss in losses}))
@@ -83,7 +85,7 @@ def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict) -> tupl
     return excess, (np.sign(r) * (excess > 0))[:, None]  # eps_insensitive_absolute_loss
 
 
-class LinearModel(Model):
+class LinearModel(BinaryThreshold, Model):
     name = "linear-learner"
 
     def __init__(self, predictor_type, W, b, mean, scale, label_mean=0.0, label_scale=1.0, threshold=0.5, beta=1.0,
@@ -96,6 +98,18 @@ class LinearModel(Model):
         self.threshold = float(threshold)
         self.beta, self.top_k, self.criterion = beta, top_k, criterion
         self.selection: dict = {}
+
+    @property
+    def is_binary(self) -> bool:
+        return self.predictor_type == "binary_classifier"
+
+    @property
+    def task(self) -> str:
+        return {"binary_classifier": "binary", "multiclass_classifier": "multiclass", "regressor": "regression"}[self.predictor_type]
+
+    @property
+    def positive_class(self) -> float:
+        return 1.0
 
     @property
     def metric_defs(self):
@@ -121,20 +135,6 @@ class LinearModel(Model):
     def evaluator(self):
         return _LinearEvaluator(self)
 
-    def finalize(self, evaluators) -> None:
-        if self.predictor_type != "binary_classifier":
-            return
-        role = "validation" if "validation" in evaluators else "train"
-        self.threshold, self.selection = choose_threshold(evaluators[role].acc, self.criterion, self.targets, self.beta)
-        self.selection["chosen_on"] = role
-        log.info(
-            "decision threshold %.4f chosen on %s data by %s%s",
-            self.threshold,
-            role,
-            self.criterion,
-            f" ({self.selection['note']})" if self.selection.get("note") else "",
-        )
-
     def to_artifacts(self):
         arrays = {"W": self.W, "b": self.b, "mean": self.mean, "scale": self.scale}
         meta = {
@@ -158,44 +158,6 @@ class LinearModel(Model):
         )
         model.selection = meta.get("selection", {})
         return model
-
-
-def choose_threshold(acc: M.BinaryAccumulator, criterion: str, hp: dict, beta: float) -> tuple[float, dict]:
-    """Pick the decision threshold on evaluation data by the built-in's model-selection criteria."""
-    if criterion == "loss_function":
-        return 0.5, {"criterion": criterion}
-    c = acc.curve()
-    m = M.binary_from_confusion(c["tp"], c["fp"], c["fn"], c["tn"], beta)  # at every candidate threshold
-    precision, recall, accuracy = m["precision"], m["recall"], m["accuracy"]
-    note = ""
-    if criterion == "accuracy":
-        i = int(np.argmax(accuracy))
-    elif criterion == "f_beta":
-        i = int(np.argmax(m["f_beta"]))
-    elif criterion == "precision_at_target_recall":
-        target = hp["target_recall"]
-        ok = recall >= target
-        i = int(np.argmax(np.where(ok, precision, -1.0)))  # recall is 1 at threshold 0, so ok is never empty
-    else:  # recall_at_target_precision
-        target = hp["target_precision"]
-        ok = precision >= target
-        if ok.any():
-            i = int(np.argmax(np.where(ok, recall + 1e-9 * precision, -1.0)))
-        else:
-            i = int(np.argmax(precision))
-            note = f"target precision {target} is not reachable; best achievable precision {precision[i]:.4f}"
-            log.warning("recall_at_target_precision: %s", note)
-    chosen = float(c["thresholds"][i])
-    info = {
-        "criterion": criterion,
-        "threshold": chosen,
-        "precision": float(precision[i]),
-        "recall": float(recall[i]),
-        "accuracy": float(accuracy[i]),
-    }
-    if note:
-        info["note"] = note
-    return chosen, info
 
 
 class _LinearEvaluator(Evaluator):
@@ -258,10 +220,7 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("lr_scheduler_minimum_lr", AnyOf((AUTO, Real(0))), "auto", "auto = 1e-5"),
         Param("early_stopping_patience", Integer(1), 3, "epochs without improvement before stopping"),
         Param("early_stopping_tolerance", Real(0), 0.001, "relative improvement that counts"),
-        Param("binary_classifier_model_selection_criteria", Options(CRITERIA), "accuracy"),
-        Param("target_recall", Real(0, 1), 0.8),
-        Param("target_precision", Real(0, 1), 0.8),
-        Param("f_beta", Real(0, low_open=True), 1.0),
+        *selection.PARAMS,
         Param("positive_example_weight_mult", AnyOf((Options(("auto", "balanced")), Real(0, low_open=True))), 1.0, "auto = balanced"),
         Param("balance_multiclass_weights", Boolean(), False),
         Param("accuracy_top_k", Integer(1), 3),
@@ -273,7 +232,7 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("num_calibration_samples", Integer(1), 10000000, "threshold chosen from a 10,000-bin score histogram", ignored=True),
         Param("unbias_data", AnyOf((AUTO, Boolean())), "auto", "normalize_data centres dense data", ignored=True),
         Param("unbias_label", AnyOf((AUTO, Boolean())), "auto", "normalize_label centres labels", ignored=True),
-        SEED,
+        *COMMON,
     ]
 
     def __init__(self, hp, ctx):
@@ -440,11 +399,16 @@ class LinearLearnerAlgorithm(Algorithm):
 
     def _end_epoch(self, epoch: int, validation) -> bool:
         self._flush_warmup()
-        if validation is not None:
+        if isinstance(validation, HeldOutStream):
+            ev, self._progressive = self._progressive, None
+        elif validation is not None:
             ev = self._model().evaluator()
             ev.channel = validation.name
             for batch in batches(validation, self.hp["mini_batch_size"]):
                 ev.add(batch)
+        else:
+            ev = None
+        if ev is not None:
             objective = self._objective(ev.acc)
             source = "validation"
         else:
@@ -464,6 +428,18 @@ class LinearLearnerAlgorithm(Algorithm):
             self.bad_epochs += 1
         return self.bad_epochs >= self.hp["early_stopping_patience"]
 
+    def _score_held_out(self, block: Block) -> None:
+        """Progressive validation: each held-out row is scored by the model as it is when the row
+        streams past (rows before the scaler is set up are skipped). The rows are never trained on."""
+        if self.W is None:
+            return
+        if self._progressive is None:
+            self._progressive = self._model().evaluator()
+            self._progressive.channel = "validation"
+        model = self._progressive.model
+        model.W, model.b = self.W, self.b  # the current parameters, not a snapshot
+        self._progressive.add(block)
+
     @staticmethod
     def _objective(acc) -> float:
         if isinstance(acc, M.RegressionAccumulator):
@@ -471,11 +447,19 @@ class LinearLearnerAlgorithm(Algorithm):
         n = acc.count if isinstance(acc, M.BinaryAccumulator) else max(int(acc.cm.sum()), 1)
         return acc.log_loss / max(n, 1)
 
+    @classmethod
+    def uses_validation(cls, hp: dict) -> bool:
+        return True
+
     def fit(self, train, validation):
+        self._progressive = None
+        if isinstance(validation, HeldOutStream):
+            validation.subscribe(self._score_held_out)
+            log.info("early stopping on the validation slice held out of '%s', scored progressively", train.name)
         stream_epochs(
             self, train, self.hp["epochs"], self.hp["mini_batch_size"], self.step, lambda e: self._end_epoch(e, validation)
         )
         if self.W is None:
             raise DataError(f"channel '{train.name}' has no records")
         W, b = self.best[1] if self.best[1] is not None else (self.W, self.b)
-        return self._model(W, b), None
+        return self._model(W, b)

@@ -15,11 +15,12 @@ from ..data.blocks import Block
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..hyperparameters import Boolean, Integer, Options, Param
-from .base import SEED, Algorithm, Evaluator, Model, stream_epochs
+from .base import COMMON, Algorithm, Evaluator, Model, stream_epochs
 
 
 class PCAModel(Model):
     name = "pca"
+    task = "projection"
     metric_defs = M.PCA
 
     def __init__(self, mean: np.ndarray, components: np.ndarray, explained_variance: np.ndarray, total_variance: float):
@@ -89,7 +90,7 @@ class PCAAlgorithm(Algorithm):
         Param("algorithm_mode", Options(("regular", "randomized")), "regular"),
         Param("subtract_mean", Boolean(), True, "false: components of the uncentred second moment"),
         Param("extra_components", Integer(-1), -1, "randomized sketch oversampling; -1 = max(10, num_components)"),
-        SEED,
+        *COMMON,
     ]
 
     def __init__(self, hp, ctx):
@@ -145,7 +146,7 @@ class PCAAlgorithm(Algorithm):
         else:
             values, vectors = self._nystrom(mean, denom, k)
         vectors = vectors * np.where(vectors[np.abs(vectors).argmax(axis=0), range(vectors.shape[1])] < 0, -1, 1)
-        return PCAModel(mean, vectors.T, values, total), None
+        return PCAModel(mean, vectors.T, values, total)
 
     def _nystrom(self, mean, denom, k):
         Y = (self.second - self.n * np.outer(mean, mean @ self.omega)) / denom  # covariance @ omega

@@ -14,25 +14,48 @@ from ..cpus import available_cpus
 from ..data.blocks import Block, dense
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
+from ..evaluation import selection
+from ..evaluation.selection import BinaryThreshold
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
-from .base import SEED, Algorithm, Evaluator, Model, require_labels
+from .base import COMMON, Algorithm, Evaluator, Model, require_labels
 
 log = logging.getLogger("byoa.train")
 
 NONE = Options(("none",))
 
 
-class TreeEnsembleModel(Model):
-    """Nodes of all trees: children (-1 at leaves), split feature and threshold, leaf value rows."""
+class TreeEnsembleModel(BinaryThreshold, Model):
+    """Nodes of all trees: children (-1 at leaves), split feature and threshold, leaf value rows.
 
-    def __init__(self, name, predictor_type, left, right, feature, threshold, value, roots, classes):
+    With two classes, ``predicted_label`` is the second class when its probability reaches
+    the decision threshold chosen on validation data.
+    """
+
+    def __init__(self, name, predictor_type, left, right, feature, split_threshold, value, roots, classes, selection=None):
         self.name = name
         self.predictor_type = predictor_type
         self.left, self.right = left.astype(np.int64), right.astype(np.int64)
-        self.feature, self.threshold = feature.astype(np.int64), threshold.astype(np.float64)
+        self.feature, self.split_threshold = feature.astype(np.int64), split_threshold.astype(np.float64)
         self.value = value.astype(np.float64)  # (nodes, classes) probabilities, or (nodes, 1) for regression
         self.roots = roots.astype(np.int64)
         self.classes = classes.astype(np.float64)
+        self.selection = dict(selection or {})
+        self.criterion = self.selection.get("criterion", "accuracy")
+        self.targets = {k: self.selection.get(k, 0.8) for k in ("target_recall", "target_precision")}
+        self.beta = self.selection.get("f_beta", 1.0)
+        self.threshold = self.selection.get("threshold", 0.5)
+
+    @property
+    def is_binary(self) -> bool:
+        return self.predictor_type == "classifier" and len(self.classes) == 2
+
+    @property
+    def task(self) -> str:
+        return "regression" if self.predictor_type == "regressor" else ("binary" if self.is_binary else "multiclass")
+
+    @property
+    def positive_class(self) -> float | None:
+        return float(self.classes[1]) if self.is_binary else None
 
     @property
     def metric_defs(self):
@@ -50,25 +73,28 @@ class TreeEnsembleModel(Model):
             inner = feat >= 0
             if not inner.any():
                 return node
-            go_left = X[rows, np.where(inner, feat, 0)] <= self.threshold[node]
+            go_left = X[rows, np.where(inner, feat, 0)] <= self.split_threshold[node]
             node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
 
     def predict(self, X) -> dict:
         mean = self.value[self.leaves(X)].mean(axis=1)
         if self.predictor_type == "regressor":
             return {"score": mean[:, 0].astype(np.float32)}
-        return {"score": mean.astype(np.float32), "predicted_label": self.classes[mean.argmax(axis=1)].astype(np.float32)}
+        chosen = (mean[:, 1] >= self.threshold).astype(np.int64) if self.is_binary else mean.argmax(axis=1)
+        return {"score": mean.astype(np.float32), "predicted_label": self.classes[chosen].astype(np.float32)}
 
     def evaluator(self):
         return _TreeEvaluator(self)
 
     def to_artifacts(self):
-        arrays = {k: getattr(self, k) for k in ("left", "right", "feature", "threshold", "value", "roots", "classes")}
-        return arrays, {"predictor_type": self.predictor_type, "name": self.name}
+        arrays = {k: getattr(self, k) for k in ("left", "right", "feature", "split_threshold", "value", "roots", "classes")}
+        selection = {**self.selection, "criterion": self.criterion, **self.targets, "f_beta": self.beta, "threshold": self.threshold}
+        return arrays, {"predictor_type": self.predictor_type, "name": self.name, "selection": selection}
 
     @classmethod
     def from_artifacts(cls, arrays, meta):
-        return cls(meta["name"], meta["predictor_type"], *(arrays[k] for k in ("left", "right", "feature", "threshold", "value", "roots", "classes")))
+        nodes = (arrays[k] for k in ("left", "right", "feature", "split_threshold", "value", "roots", "classes"))
+        return cls(meta["name"], meta["predictor_type"], *nodes, meta.get("selection"))
 
 
 class _TreeEvaluator(Evaluator):
@@ -80,7 +106,7 @@ class _TreeEvaluator(Evaluator):
         elif n == 2:
             self.acc = M.BinaryAccumulator()
         else:
-            self.acc = M.MulticlassAccumulator(n + 1, 3)  # last class: labels never seen in training
+            self.acc = M.MulticlassAccumulator(n + 1, 3)  # last class ("other"): labels never seen in training
 
     def add(self, block: Block) -> None:
         y = require_labels(block, self.channel)
@@ -91,19 +117,17 @@ class _TreeEvaluator(Evaluator):
         elif isinstance(self.acc, M.BinaryAccumulator):
             self.acc.add((y == classes[1]).astype(np.float32), out["score"][:, 1])
         else:
-            pos = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
-            idx = np.where(classes[pos] == y, pos, len(classes))
+            idx = M.class_index(classes, y)
             probs = np.hstack([out["score"], np.zeros((len(y), 1), np.float32)])
             self.acc.add(idx, probs)
 
     def result(self) -> dict:
         if isinstance(self.acc, M.RegressionAccumulator):
             return self.acc.result()
+        classes = self.model.classes.tolist()
         if isinstance(self.acc, M.BinaryAccumulator):
-            result = self.acc.result(0.5, 1.0)
-            result["confusion"]["positive_class"] = float(self.model.classes[1])
-            return result
-        return self.acc.result(1.0)
+            return self.acc.result(self.model.threshold, self.model.beta, classes[1], classes[0])
+        return self.acc.result(self.model.beta, [*classes, "other"])
 
 
 def _flatten(estimators, classifier: bool):
@@ -142,7 +166,8 @@ class _TreeAlgorithm(Algorithm):
               "auto: gini (classifier) or squared_error (regressor)"),
         Param("class_weight", Options(("none", "balanced")), "none", "classifier only"),
         Param("feature_dim", AnyOf((Options(("auto",)), Integer(1))), "auto"),
-        SEED,
+        *selection.PARAMS,
+        *COMMON,
     ]
 
     def _options(self) -> dict:
@@ -168,6 +193,12 @@ class _TreeAlgorithm(Algorithm):
             opts["class_weight"] = None if hp["class_weight"] == "none" else "balanced"
         return opts
 
+    in_memory = True
+
+    @classmethod
+    def uses_validation(cls, hp: dict) -> bool:
+        return hp["predictor_type"] == "classifier"
+
     def estimator(self):
         raise NotImplementedError
 
@@ -184,8 +215,11 @@ class _TreeAlgorithm(Algorithm):
         classifier = self.hp["predictor_type"] == "classifier"
         left, right, feature, threshold, value, roots = _flatten(trees, classifier)
         classes = est.classes_ if classifier else np.zeros(0)
-        model = TreeEnsembleModel(self.name, self.hp["predictor_type"], left, right, feature, threshold, value, roots, np.asarray(classes))
-        return model, [data]
+        choice = {k: self.hp[k] for k in ("target_recall", "target_precision", "f_beta")}
+        choice["criterion"] = self.hp["binary_classifier_model_selection_criteria"]
+        model = TreeEnsembleModel(self.name, self.hp["predictor_type"], left, right, feature, threshold, value, roots,
+                                  np.asarray(classes), choice)
+        return model
 
 
 class DecisionTreeAlgorithm(_TreeAlgorithm):

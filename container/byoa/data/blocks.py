@@ -29,6 +29,9 @@ class Block:
     def rows(self, start: int, stop: int) -> "Block":
         return Block(self.X[start:stop], None if self.y is None else self.y[start:stop])
 
+    def take(self, mask: np.ndarray) -> "Block":
+        return Block(self.X[mask], None if self.y is None else self.y[mask])
+
 
 def dense(X) -> np.ndarray:
     """X as a numpy array (sparse matrices expanded)."""
@@ -48,6 +51,12 @@ def concat(blocks: list[Block]) -> Block:
     else:
         y = np.concatenate([b.y if b.y is not None else np.full(len(b), np.nan, np.float32) for b in blocks])
     return Block(X, y)
+
+
+def gather(blocks: Iterable[Block]) -> Block | None:
+    """All blocks in one (a pass read into memory), or None if there were no records."""
+    blocks = list(blocks)
+    return concat(blocks) if blocks else None
 
 
 def rebatch(blocks: Iterable[Block], size: int) -> Iterator[Block]:

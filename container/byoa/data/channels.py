@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from ..errors import ConfigError, DataError
 from . import content_types, recordio
-from .blocks import Block, concat, dense
+from .blocks import Block, dense, gather
 from .csv_codec import CsvDecoder
 from .protobuf_codec import RecordIOProtobufDecoder
 from .sources import channel_files, fifo_chunks, file_chunks
@@ -170,8 +170,7 @@ class Channel:
 
     def read_all(self) -> Block | None:
         """The next pass, in memory (in-memory algorithms), or None if it has no records."""
-        blocks = list(self.next_pass())
-        return concat(blocks) if blocks else None
+        return gather(self.next_pass())
 
 
 def open_channels(config: dict, data_dir: Path, pipe_timeout: float) -> dict[str, Channel]:

@@ -155,7 +155,19 @@ class BinaryAccumulator:
         fp = np.cumsum(neg[::-1])[::-1]
         return {"thresholds": np.arange(SCORE_BINS) / SCORE_BINS, "tp": tp, "fp": fp, "fn": pos.sum() - tp, "tn": neg.sum() - fp}
 
-    def result(self, threshold: float, beta: float) -> dict:
+    def curve_points(self, step: int = 100) -> dict:
+        """Precision, recall and false-positive rate every ``step`` bins (101 thresholds by default), for reports."""
+        c = self.curve()
+        pick = np.arange(0, SCORE_BINS + 1, step)[:-1]
+        m = binary_from_confusion(c["tp"][pick], c["fp"][pick], c["fn"][pick], c["tn"][pick])
+        return {
+            "threshold": c["thresholds"][pick].round(6).tolist(),
+            "precision": m["precision"].round(6).tolist(),
+            "recall": m["recall"].round(6).tolist(),
+            "false_positive_rate": (1.0 - m["specificity"]).round(6).tolist(),
+        }
+
+    def result(self, threshold: float, beta: float, positive_class: float = 1.0, negative_class: float = 0.0) -> dict:
         tp, fp, fn, tn = self.confusion(threshold)
         m = binary_from_confusion(tp, fp, fn, tn, beta)
         return {
@@ -166,8 +178,16 @@ class BinaryAccumulator:
             "specificity": m["specificity"],
             "roc_auc_score": auc_from_histograms(self.hist[1], self.hist[0]),
             "binary_classification_cross_entropy_objective": self.log_loss / max(self.count, 1),
-            "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "threshold": threshold},
+            "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "threshold": threshold,
+                          "positive_class": positive_class, "negative_class": negative_class},
+            "curve": self.curve_points(),
         }
+
+
+def class_index(classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Index of each label in the sorted ``classes``; ``len(classes)`` ("other") for labels not in it."""
+    pos = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
+    return np.where(classes[pos] == labels, pos, len(classes))
 
 
 class MulticlassAccumulator:
@@ -184,9 +204,11 @@ class MulticlassAccumulator:
         self.top_hits += len(y) if top is None else int((top == y[:, None]).any(axis=1).sum())
         self.log_loss -= float(np.log(np.clip(probs[np.arange(len(y)), y].astype(np.float64), EPS, 1)).sum())
 
-    def result(self, beta: float) -> dict:
+    def result(self, beta: float, classes: list | None = None) -> dict:
+        """``classes``: the label of each row of the confusion matrix (default 0..n-1)."""
         m = multiclass_from_confusion(self.cm, beta)
         n = max(int(self.cm.sum()), 1)
+        names = list(range(len(self.cm))) if classes is None else list(classes)
         return {
             "multiclass_accuracy": m["accuracy"],
             "macro_precision": m["macro_precision"],
@@ -195,6 +217,13 @@ class MulticlassAccumulator:
             f"multiclass_top_k_accuracy_{self.top_k}": self.top_hits / n,
             "multiclass_cross_entropy_objective": self.log_loss / n,
             "confusion_matrix": self.cm.tolist(),
+            "classes": names,
+            "per_class": {
+                "precision": m["precision"].round(6).tolist(),
+                "recall": m["recall"].round(6).tolist(),
+                "f_beta": m["f_beta"].round(6).tolist(),
+                "support": self.cm.sum(axis=1).tolist(),
+            },
         }
 
 

@@ -20,9 +20,13 @@ from pathlib import Path
 
 from .. import __version__
 from ..algorithms import ALGORITHMS
-from ..algorithms.base import EVAL_BATCH, Checkpoints, Context
-from ..data.blocks import rebatch
+from ..algorithms.base import Checkpoints, Context
 from ..data.channels import Channel, FeatureCheck, open_channels
+from ..evaluation import plots
+from ..evaluation import report as evaluation_report
+from ..evaluation.evaluate import cross_validate, evaluate
+from ..evaluation.metrics import CHANNELS, line
+from ..evaluation.plan import make_plan
 from ..errors import ConfigError, TrainingStopped, UserError
 from ..hyperparameters import decode, parse
 from ..model_io import ArtifactWriter
@@ -128,41 +132,53 @@ def train(paths: Paths) -> None:
         if checkpoints:
             log.info("checkpoints: %s (saved at each epoch end, resumed when present)", folder)
 
+        with phase("split", timings):
+            plan = make_plan(parsed.values, algo_cls, roles["train"], roles["validation"], roles["test"])
+        log.info("split: %s", json.dumps(plan.info))
+        for warning in plan.warnings:
+            log.warning("%s", warning)
+
     ctx = Context(host=host, checkpoints=checkpoints, emit=_emit)
     with phase("fit", timings):
-        model, train_rows = algo_cls(parsed.values, ctx).fit(roles["train"], roles["validation"])
+        model = algo_cls(parsed.values, ctx).fit(*plan.fit_inputs())
+
+    kfold = None
+    if parsed.values["k_fold"]:
+        with phase("k_fold", timings):
+            kfold = cross_validate(algo_cls, parsed.values, plan, host)
+        log.info("k-fold verdict: %s", kfold["verdict"])
 
     with phase("evaluate", timings):
-        evaluators = {}
-        for role, channel in roles.items():
-            if channel is None:
-                continue
-            source = train_rows if role == "train" and train_rows is not None else channel.next_pass()
-            evaluator = model.evaluator()
-            evaluator.channel = channel.name
-            for batch in rebatch(source, EVAL_BATCH):
-                evaluator.add(batch)
-            evaluators[role] = evaluator
-        model.finalize(evaluators)
-        results = {role: ev.result() for role, ev in evaluators.items()}
-        for role, result in results.items():
-            for name, value in result.items():
+        scores = evaluate(model, plan)
+        model.finalize(scores.evaluators)
+        results = {role: ev.result() for role, ev in scores.evaluators.items()}
+        for role in CHANNELS:
+            for name, value in results.get(role, {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    _emit(f"#quality_metric: host={host}, {role} {name} <{model.kind_of(name)}>={value:.6g}")
-            details = {k: v for k, v in result.items() if not isinstance(v, (int, float))}
-            if details:
-                log.info("%s details: %s", role, json.dumps(details, default=str))
+                    _emit(line(host, role, name, model.kind_of(name), value))
+
+    with phase("report", timings):
+        report = evaluation_report.build(algorithm, model, plan, results, scores, kfold, timings)
+        path = evaluation_report.write(paths.output_data, report)
+        pictures = plots.draw(report, paths.output_data)
+        log.info("evaluation report: %s%s", path, "".join(f", {p.name}" for p in pictures))
 
     with phase("save", timings):
         arrays, meta = model.to_artifacts()
-        meta = {**meta, "hyperparameters": parsed.values, "metrics": results}
+        meta = {**meta, "hyperparameters": parsed.values, "metrics": {r: _scalars(m) for r, m in results.items()}}
         writer = ArtifactWriter(paths.model)
         try:
             writer.save(algorithm, arrays, json.loads(json.dumps(meta, default=float)))
         except BaseException:
             writer.discard()
             raise
+    for text in evaluation_report.summary(report):
+        log.info("%s", text)
     log.info("model written to %s; total %.2f s; timings %s", paths.model, time.monotonic() - started, timings)
+
+
+def _scalars(result: dict) -> dict:
+    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def main(argv: list[str] | None = None) -> int:
