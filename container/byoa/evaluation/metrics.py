@@ -156,15 +156,16 @@ class BinaryAccumulator:
         return {"thresholds": np.arange(SCORE_BINS) / SCORE_BINS, "tp": tp, "fp": fp, "fn": pos.sum() - tp, "tn": neg.sum() - fp}
 
     def curve_points(self, step: int = 100) -> dict:
-        """Precision, recall and false-positive rate every ``step`` bins (101 thresholds by default), for reports."""
+        """Precision, recall and false-positive rate every ``step`` bins, for reports: from threshold 0
+        (everything positive) to the last bin, then the end point where nothing is positive."""
         c = self.curve()
-        pick = np.arange(0, SCORE_BINS + 1, step)[:-1]
+        pick = np.unique(np.append(np.arange(0, SCORE_BINS, step), SCORE_BINS - 1))
         m = binary_from_confusion(c["tp"][pick], c["fp"][pick], c["fn"][pick], c["tn"][pick])
         return {
-            "threshold": c["thresholds"][pick].round(6).tolist(),
-            "precision": m["precision"].round(6).tolist(),
-            "recall": m["recall"].round(6).tolist(),
-            "false_positive_rate": (1.0 - m["specificity"]).round(6).tolist(),
+            "threshold": [*c["thresholds"][pick].round(6).tolist(), 1.0],
+            "precision": [*m["precision"].round(6).tolist(), 1.0],
+            "recall": [*m["recall"].round(6).tolist(), 0.0],
+            "false_positive_rate": [*(1.0 - m["specificity"]).round(6).tolist(), 0.0],
         }
 
     def result(self, threshold: float, beta: float, positive_class: float = 1.0, negative_class: float = 0.0) -> dict:

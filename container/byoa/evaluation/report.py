@@ -22,6 +22,12 @@ def build(algorithm: str, model, plan, results: dict, scores, kfold: dict | None
         if base:
             baselines[role] = {**base, **lift(model.task, result, base)}
     headline_role = next(r for r in ("test", "validation", "train") if r in results)
+    threshold = None
+    if model.task == "binary":
+        threshold = dict(getattr(model, "selection", {}) or {})
+        for role in ("test", "train"):  # what the chosen threshold gives on data it was not chosen on
+            if role in results:
+                threshold.update({f"{role}_{k}": results[role][k] for k in ("precision", "recall")})
     return {
         "algorithm": algorithm,
         "task": model.task,
@@ -29,7 +35,7 @@ def build(algorithm: str, model, plan, results: dict, scores, kfold: dict | None
         "positive_class": model.positive_class,
         "split": {**plan.info, "sizes": scores.sizes()},
         "metrics": results,
-        "threshold": getattr(model, "selection", None) if model.task == "binary" else None,
+        "threshold": threshold,
         "baseline": baselines,
         "headline_channel": headline_role,
         "k_fold": kfold,
@@ -102,14 +108,13 @@ def summary(report: dict) -> list[str]:
         lines.append(f"{role} confusion matrix:")
         width = max(len(str(cell)) for row in table for cell in row) + 2
         lines += ["  " + "".join(str(cell).rjust(width) for cell in row) for row in table]
+    scalars = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    lines.append(f"{role}: " + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
     base = report["baseline"].get(role)
     if base and "summary" in base:
         lines.append(f"{role} {base['summary']}; baseline: {base['heuristic']}")
         if not base["beats_baseline"]:
             lines.append(f"WARNING: the model does not beat its baseline on {role} data")
-    else:
-        scalars = {k: v for k, v in result.items() if isinstance(v, (int, float))}
-        lines.append(f"{role}: " + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
     kfold = report.get("k_fold")
     if kfold:
         spread = f"{kfold['metric']} mean {kfold['mean']:.4f} ± {kfold['std']:.4f}; " if "mean" in kfold else ""

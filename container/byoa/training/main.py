@@ -172,9 +172,9 @@ def train(paths: Paths) -> None:
         except BaseException:
             writer.discard()
             raise
+    log.info("model written to %s; total %.2f s; timings %s", paths.model, time.monotonic() - started, timings)
     for text in evaluation_report.summary(report):
         log.info("%s", text)
-    log.info("model written to %s; total %.2f s; timings %s", paths.model, time.monotonic() - started, timings)
 
 
 def _scalars(result: dict) -> dict:
