@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The no-Docker demo: sets up the venv, writes the embedded default data, and trains with the
 # real container/train on a fake /opt/ml, in File mode and in Pipe mode (real FIFOs fed by
-# local_test/pipe_feeder.py), then prints the metrics each job logged.
+# local_test/pipe_feeder.py), then prints each job's evaluation summary. The reports
+# (evaluation.json and the pictures) are kept in demo_output/<job>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/venv.sh
 export PATH="$VENV/bin:$PATH"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+reports="$PWD/demo_output"
+rm -rf "$reports"
 python local_test/demo_data.py "$work/data"
 
 job() {  # job NAME MODE HYPERPARAMETERS-JSON DATASET FORMAT CONTENT-TYPE
@@ -28,14 +31,14 @@ JSON
   echo
   echo "=== $name ($mode mode, $ct)"
   SAGEMAKER_BASE_DIR="$base" container/train > "$base/stdout" 2> "$base/stderr" || { cat "$base/stderr" "$base/output/failure"; exit 1; }
-  grep -E "^#quality_metric" "$base/stdout" | grep -E " (test|train) " || true
-  grep -E "decision threshold|phase fit" "$base/stderr" | sed 's/^[0-9-]* [0-9:,]* INFO /  /' || true
-  echo "  model: $(ls "$base/model" | tr '\n' ' ')"
+  echo "  $(grep -c "^#quality_metric" "$base/stdout") metric lines; model: $(ls "$base/model" | tr '\n' ' ')"
+  sed -n '/evaluation summary/,$p' "$base/stderr" | sed 's/^[0-9-]* [0-9:,]* [A-Z]* /  /'
+  mkdir -p "$reports/$name" && cp "$base/output/data/"* "$reports/$name/"
   for pid in "${feeders[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 }
 
 job cancer-linear-learner File \
-  '{"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": "32", "binary_classifier_model_selection_criteria": "precision_at_target_recall", "target_recall": "0.95"}' \
+  '{"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": "32", "binary_classifier_model_selection_criteria": "precision_at_target_recall", "target_recall": "0.95", "k_fold": "5"}' \
   breast_cancer csv text/csv
 job cancer-linear-learner-pipe Pipe \
   '{"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": "32", "binary_classifier_model_selection_criteria": "precision_at_target_recall", "target_recall": "0.95"}' \
@@ -43,4 +46,4 @@ job cancer-linear-learner-pipe Pipe \
 job iris-random-forest File '{"algorithm": "random-forest", "n_estimators": "50"}' iris pbr application/x-recordio-protobuf
 job iris-kmeans Pipe '{"algorithm": "kmeans", "k": "3", "feature_dim": "4", "mini_batch_size": "30", "epochs": "5"}' iris csv text/csv
 echo
-echo "demo done: 4 training jobs (File and Pipe mode) on the embedded data"
+echo "demo done: 4 training jobs (File and Pipe mode) on the embedded data; reports in demo_output/"

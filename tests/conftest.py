@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ CONTAINER = ROOT / "container"
 TRAIN = CONTAINER / "train"
 FEEDER = ROOT / "local_test" / "pipe_feeder.py"
 sys.path.insert(0, str(CONTAINER))
+# matplotlib's font cache, built once for the whole session instead of once per training job
+os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="byoa-tests-matplotlib-"))
 
 from byoa import model_io  # noqa: E402
 from byoa.algorithms import model_from_artifacts  # noqa: E402

@@ -212,7 +212,7 @@ def test_report_files_match_the_log_and_the_pictures_are_drawn_from_them(job, ir
     out = job.root / "output" / "data"
     report = report_of(job)
     assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "evaluation.json", "precision_recall.png"]
-    assert report["split"]["sizes"] == {"train": 108, "validation": 12, "test": 30}
+    assert report["split"]["sizes"] == {"train": 120, "test": 30}  # stratified, exact; multi-class trees need no validation
     logged = 0
     for role, metrics in report["metrics"].items():
         for name, value in metrics.items():
@@ -347,3 +347,4 @@ def test_evaluation_needs_no_network_and_writes_only_under_opt_ml_and_tmp(job, t
     assert proc.returncode == 0, proc.stderr
     assert (job.root / "output" / "data" / "roc.png").exists()
     assert list(home.iterdir()) == [] and list(cwd.iterdir()) == []
+    assert list(tmp.iterdir()) == []  # the temporary matplotlib cache is removed at exit

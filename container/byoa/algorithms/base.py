@@ -101,8 +101,9 @@ class Algorithm:
         return "unsupervised" if not kind else ("regressor" if kind == "regressor" else "classifier")
 
     @classmethod
-    def uses_validation(cls, hp: dict) -> bool:
-        """Whether something (a threshold, early stopping) is chosen on validation data."""
+    def uses_validation(cls, hp: dict, labels=None) -> bool:
+        """Whether something (a threshold, early stopping) is chosen on validation data.
+        ``labels``: the training labels, when they are already in memory."""
         return False
 
     def __init__(self, hp: dict, ctx: Context):

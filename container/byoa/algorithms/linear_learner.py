@@ -448,7 +448,7 @@ class LinearLearnerAlgorithm(Algorithm):
         return acc.log_loss / max(n, 1)
 
     @classmethod
-    def uses_validation(cls, hp: dict) -> bool:
+    def uses_validation(cls, hp: dict, labels=None) -> bool:
         return True
 
     def fit(self, train, validation):

@@ -196,8 +196,10 @@ class _TreeAlgorithm(Algorithm):
     in_memory = True
 
     @classmethod
-    def uses_validation(cls, hp: dict) -> bool:
-        return hp["predictor_type"] == "classifier"
+    def uses_validation(cls, hp: dict, labels=None) -> bool:
+        """Binary classifiers choose their decision threshold on validation data."""
+        binary = labels is None or len(np.unique(labels[~np.isnan(labels)])) == 2
+        return hp["predictor_type"] == "classifier" and binary
 
     def estimator(self):
         raise NotImplementedError

@@ -70,14 +70,13 @@ def make_plan(hp: dict, algo_cls, train, validation, test) -> Plan:
     strategy, seed, k = hp["split_strategy"], hp["seed"], hp["k_fold"]
     pipe = train.spec.mode == "Pipe"
     test_fraction = 0.0 if test is not None else hp["test_fraction"]
-    validation_fraction = hp["threshold_fraction"] if validation is None and algo_cls.uses_validation(hp) else 0.0
-    splitting = bool(test_fraction or validation_fraction or k)
     if pipe and k:
         raise ConfigError(
             f"k_fold={k} needs File mode: channel '{train.name}' is in Pipe mode, a stream that cannot be replayed per fold; "
             "use TrainingInputMode=File or k_fold=0"
         )
-    if pipe and strategy != "random" and splitting:
+    may_split = test_fraction or k or (validation is None and algo_cls.uses_validation(hp))
+    if pipe and strategy != "random" and may_split:
         raise ConfigError(
             f"split_strategy={strategy} needs File mode: in Pipe mode records arrive as a stream (reshuffled each epoch), "
             "so roles come from a hash of each record; use split_strategy=random or TrainingInputMode=File"
@@ -93,7 +92,9 @@ def make_plan(hp: dict, algo_cls, train, validation, test) -> Plan:
             raise DataError(f"channel '{train.name}' has no records")
         source = MemoryChannel(train.name, block, train.bytes_last_pass)
         labels = block.y if block.y is not None else np.full(len(block), np.nan, np.float32)
-    elif splitting and strategy != "random" and not pipe:
+    validation_fraction = hp["threshold_fraction"] if validation is None and algo_cls.uses_validation(hp, labels) else 0.0
+    splitting = bool(test_fraction or validation_fraction or k)
+    if labels is None and splitting and strategy != "random" and not pipe:
         log.info("split_strategy=%s: reading channel '%s' once for its labels and record count", strategy, train.name)
         labels = _scan_labels(train)
 

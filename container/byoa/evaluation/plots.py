@@ -8,7 +8,9 @@ the temp dir.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from .report import confusion_table
 def _pyplot():
     if "MPLCONFIGDIR" not in os.environ:
         os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="byoa-matplotlib-")
+        atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], True)
     import matplotlib
 
     matplotlib.use("Agg", force=True)
