@@ -49,6 +49,9 @@ class Model:
     metric_defs: ClassVar[list[MetricDef]]
     task: str  # binary, multiclass, regression, clustering or projection: how it is evaluated
     positive_class: float | None = None  # binary classifiers: the label counted as positive
+    integer_outputs: tuple = ()  # outputs written as integers in JSON (as the built-in algorithm does)
+    verbose_outputs: tuple = ()  # outputs sent only when the client asks with verbose=true
+    n_features: int  # the width of the records it predicts on
 
     def predict(self, X) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -40,6 +40,10 @@ class KMeansModel(Model):
         self.eval_metrics = eval_metrics
         self.seed = seed
 
+    @property
+    def n_features(self) -> int:
+        return self.centers.shape[1]
+
     def predict(self, X) -> dict:
         d = squared_distances(X, self.centers)
         closest = d.argmin(axis=1)

@@ -67,6 +67,12 @@ class KNNModel(Model):
             dist = np.sqrt(dist)
         return dist.astype(np.float32), idx
 
+    verbose_outputs = ("distances", "labels")
+
+    @property
+    def n_features(self) -> int:
+        return self.projection.shape[0] if self.projection is not None else self.X.shape[1]
+
     def predict(self, X) -> dict:
         dist, idx = self.neighbours(X)
         labels = self.y[idx]

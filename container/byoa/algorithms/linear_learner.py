@@ -100,6 +100,14 @@ class LinearModel(BinaryThreshold, Model):
         self.selection: dict = {}
 
     @property
+    def n_features(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def integer_outputs(self) -> tuple:
+        return () if self.predictor_type == "regressor" else ("predicted_label",)
+
+    @property
     def is_binary(self) -> bool:
         return self.predictor_type == "binary_classifier"
 

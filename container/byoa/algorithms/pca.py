@@ -34,6 +34,10 @@ class PCAModel(Model):
             return np.asarray(X @ self.components.T) - self.mean @ self.components.T
         return (X - self.mean) @ self.components.T
 
+    @property
+    def n_features(self) -> int:
+        return self.mean.shape[0]
+
     def predict(self, X) -> dict:
         return {"projection": self.project(X).astype(np.float32)}
 

@@ -31,7 +31,8 @@ class TreeEnsembleModel(BinaryThreshold, Model):
     the decision threshold chosen on validation data.
     """
 
-    def __init__(self, name, predictor_type, left, right, feature, split_threshold, value, roots, classes, selection=None):
+    def __init__(self, name, predictor_type, left, right, feature, split_threshold, value, roots, classes, selection=None,
+                 n_features=None):
         self.name = name
         self.predictor_type = predictor_type
         self.left, self.right = left.astype(np.int64), right.astype(np.int64)
@@ -39,6 +40,7 @@ class TreeEnsembleModel(BinaryThreshold, Model):
         self.value = value.astype(np.float64)  # (nodes, classes) probabilities, or (nodes, 1) for regression
         self.roots = roots.astype(np.int64)
         self.classes = classes.astype(np.float64)
+        self.n_features = int(n_features) if n_features is not None else int(self.feature.max()) + 1
         self.selection = dict(selection or {})
         self.criterion = self.selection.get("criterion", "accuracy")
         self.targets = {k: self.selection.get(k, 0.8) for k in ("target_recall", "target_precision")}
@@ -89,12 +91,12 @@ class TreeEnsembleModel(BinaryThreshold, Model):
     def to_artifacts(self):
         arrays = {k: getattr(self, k) for k in ("left", "right", "feature", "split_threshold", "value", "roots", "classes")}
         selection = {**self.selection, "criterion": self.criterion, **self.targets, "f_beta": self.beta, "threshold": self.threshold}
-        return arrays, {"predictor_type": self.predictor_type, "name": self.name, "selection": selection}
+        return arrays, {"predictor_type": self.predictor_type, "name": self.name, "selection": selection, "n_features": self.n_features}
 
     @classmethod
     def from_artifacts(cls, arrays, meta):
         nodes = (arrays[k] for k in ("left", "right", "feature", "split_threshold", "value", "roots", "classes"))
-        return cls(meta["name"], meta["predictor_type"], *nodes, meta.get("selection"))
+        return cls(meta["name"], meta["predictor_type"], *nodes, meta.get("selection"), meta.get("n_features"))
 
 
 class _TreeEvaluator(Evaluator):
@@ -220,7 +222,7 @@ class _TreeAlgorithm(Algorithm):
         choice = {k: self.hp[k] for k in ("target_recall", "target_precision", "f_beta")}
         choice["criterion"] = self.hp["binary_classifier_model_selection_criteria"]
         model = TreeEnsembleModel(self.name, self.hp["predictor_type"], left, right, feature, threshold, value, roots,
-                                  np.asarray(classes), choice)
+                                  np.asarray(classes), choice, data.n_features)
         return model
 
 

@@ -1,0 +1,292 @@
+"""Every content type the server speaks: one decoder or encoder per media type, in one registry.
+
+Decoders turn a request body into a float32 matrix (numpy, or CSR for sparse
+input). Encoders turn the model's outputs (name -> array with one row per
+record) into a response body. The server only looks media types up here.
+Client mistakes raise ``ClientError`` with the HTTP status and a message
+naming what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..data import content_types
+from ..errors import DataError
+
+CSV, JSON, JSONLINES = "text/csv", "application/json", "application/jsonlines"
+PROTOBUF, NPY = "application/x-recordio-protobuf", "application/x-npy"
+ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES}
+
+
+class ClientError(Exception):
+    """A request the server cannot serve, as the client should hear it."""
+
+    def __init__(self, status: int, kind: str, message: str):
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def bad_request(message: str) -> ClientError:
+    return ClientError(400, "bad_request", message)
+
+
+def _essence(media: content_types.MediaType) -> str:
+    return ALIASES.get(media.essence, media.essence)
+
+
+# ----------------------------------------------------------------------------- decoders
+
+
+def _csv(body: bytes, media) -> np.ndarray:
+    from ..data.csv_codec import parse_rows
+
+    text = body.rstrip(b"\r\n")
+    if b"\n\n" in text or b"\n\r\n" in text:
+        line = text.replace(b"\r\n", b"\n").split(b"\n").index(b"") + 1
+        raise bad_request(f"line {line} of the CSV body is empty: one record per line, no blank lines")
+    if len(text) < 2048 and b"\n" not in text:  # one small row: skip numpy's parser set-up
+        try:
+            return np.array([[float(v) for v in text.split(b",")]], dtype=np.float32)
+        except ValueError:
+            pass  # parse_rows names the bad column
+    try:
+        return parse_rows(text, None, "the CSV body")
+    except DataError as exc:
+        raise bad_request(str(exc)) from None
+
+
+def _instance_row(instance, where: str):
+    """A JSON instance in any of the built-in forms -> a list of values, or (keys, values, width) if sparse."""
+    if isinstance(instance, list):
+        return instance
+    if not isinstance(instance, dict):
+        raise bad_request(f"{where} must be an object with 'features' or 'data', or a list of numbers")
+    if "features" in instance:
+        return instance["features"]
+    data = instance.get("data")
+    features = data.get("features") if isinstance(data, dict) else None
+    if not isinstance(features, dict) or "values" not in features:
+        raise bad_request(f"{where} has neither 'features' nor 'data': {{'features': {{'values': ...}}}}")
+    if "keys" not in features:
+        return features["values"]
+    keys, values, shape = features["keys"], features["values"], features.get("shape")
+    if not (isinstance(keys, list) and isinstance(values, list) and len(keys) == len(values)):
+        raise bad_request(f"{where}: sparse 'keys' and 'values' must be lists of the same length")
+    if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and shape[0] > 0):
+        raise bad_request(f"{where}: a sparse instance needs 'shape': [number of features]")
+    return (keys, values, shape[0])
+
+
+def _rows_to_matrix(rows: list, what: str):
+    """Dense rows (lists) and sparse rows ((keys, values, width)) -> float32 array or CSR matrix."""
+    if not rows:
+        raise bad_request(f"{what} holds no instances")
+    sparse = any(isinstance(r, tuple) for r in rows)
+    if not sparse:
+        width = len(rows[0]) if isinstance(rows[0], list) else -1
+        for i, r in enumerate(rows):
+            if not isinstance(r, list) or len(r) != width or width == 0:
+                got = f"{len(r)} values" if isinstance(r, list) else type(r).__name__
+                raise bad_request(f"{what}: instance {i} has {got}, instance 0 has {width}; every instance needs the same number of features")
+        try:
+            array = np.array(rows)
+        except (TypeError, ValueError):
+            array = np.array(rows, dtype=object)
+        if array.dtype.kind in "iuf" and array.ndim == 2:
+            return array.astype(np.float32)
+        for i, r in enumerate(rows):
+            for j, v in enumerate(r):
+                if not isinstance(v, (int, float)) or isinstance(v, bool):
+                    raise bad_request(f"{what}: instance {i}, feature {j}: {json.dumps(v)[:40]} is not a number")
+        raise bad_request(f"{what} could not be read as numbers")
+    import scipy.sparse as sp
+
+    width = max(r[2] if isinstance(r, tuple) else len(r) for r in rows)
+    indptr, indices, values = [0], [], []
+    for i, r in enumerate(rows):
+        keys, vals = (r[0], r[1]) if isinstance(r, tuple) else (list(range(len(r))), r)
+        limit = r[2] if isinstance(r, tuple) else len(r)
+        for k in keys:
+            if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < limit:
+                raise bad_request(f"{what}: instance {i}: key {json.dumps(k)[:40]} is not an index in [0, {limit})")
+        for v in vals:
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise bad_request(f"{what}: instance {i}: {json.dumps(v)[:40]} is not a number")
+        indices += keys
+        values += vals
+        indptr.append(len(indices))
+    matrix = sp.csr_matrix((np.array(values, np.float32), np.array(indices, np.int64), np.array(indptr)), shape=(len(rows), width))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _load_json(text: bytes, where: str):
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"{where} is not valid JSON: {exc}") from None
+
+
+def _json(body: bytes, media):
+    doc = _load_json(body, "the JSON body")
+    if isinstance(doc, dict) and "instances" in doc:
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise bad_request("'instances' must be a list")
+    elif isinstance(doc, dict):
+        instances = [doc]  # one instance object
+    elif isinstance(doc, list) and doc and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in doc):
+        instances = [doc]  # one row
+    elif isinstance(doc, list):
+        instances = doc  # rows (the SDK's JSONSerializer sends a 2-D array as a list of lists)
+    else:
+        raise bad_request('the JSON body must be {"instances": [...]}, an instance object, or a list of rows')
+    return _rows_to_matrix([_instance_row(x, f"instance {i}") for i, x in enumerate(instances)], "the JSON body")
+
+
+def _jsonlines(body: bytes, media):
+    lines = body.rstrip(b"\r\n").split(b"\n")
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            raise bad_request(f"line {i} of the JSON Lines body is empty: one instance per line")
+        rows.append(_instance_row(_load_json(line, f"line {i} of the JSON Lines body"), f"line {i}"))
+    return _rows_to_matrix(rows, "the JSON Lines body")
+
+
+def _protobuf(body: bytes, media):
+    from ..data.blocks import concat
+    from ..data.protobuf_codec import decode_bytes
+
+    try:
+        blocks = decode_bytes(body, "the RecordIO-protobuf body")
+    except DataError as exc:
+        raise bad_request(str(exc)) from None
+    if not blocks:
+        raise bad_request("the RecordIO-protobuf body holds no records")
+    return concat(blocks).X
+
+
+def _npy(body: bytes, media) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise bad_request(f"the body is not a .npy array (object arrays are refused): {exc}") from None
+    if not isinstance(array, np.ndarray) or array.ndim not in (1, 2) or array.size == 0:
+        raise bad_request(f"the .npy array must be 1-D (one record) or 2-D (records x features), not empty; got shape {getattr(array, 'shape', '?')}")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
+        raise bad_request(f"the .npy array has dtype {array.dtype}; a real numeric dtype is needed")
+    return np.atleast_2d(array).astype(np.float32)
+
+
+DECODERS: dict[str, Callable] = {CSV: _csv, JSON: _json, JSONLINES: _jsonlines, PROTOBUF: _protobuf, NPY: _npy}
+
+
+def decode(content_type: str | None, body: bytes):
+    """The request's records as a float32 matrix (dense or CSR)."""
+    media = content_types.parse(content_type or CSV)
+    decoder = DECODERS.get(_essence(media))
+    if decoder is None:
+        raise ClientError(415, "unsupported_media_type",
+                          f"Content-Type {content_type!r} is not supported; use one of: {', '.join(DECODERS)}")
+    if not body:
+        raise bad_request("the request body is empty")
+    return decoder(body, media)
+
+
+# ----------------------------------------------------------------------------- encoders
+
+
+def _scalar(value, integer: bool):
+    v = float(value)
+    if integer and v.is_integer():
+        return int(v)
+    return v if math.isfinite(v) else None
+
+
+def records(outputs: dict, integer: tuple = ()) -> list[dict]:
+    """One dict per record: scalars for 1-D outputs, lists for 2-D ones."""
+    names = list(outputs)
+    columns = []
+    for name in names:
+        a = np.asarray(outputs[name])
+        if a.ndim == 1:
+            columns.append([_scalar(v, name in integer) for v in a.tolist()])
+        else:
+            columns.append(a.astype(np.float64).tolist())
+    return [dict(zip(names, values)) for values in zip(*columns)]
+
+
+def _enc_json(outputs, integer) -> bytes:
+    return json.dumps({"predictions": records(outputs, integer)}, separators=(",", ":")).encode()
+
+
+def _enc_jsonlines(outputs, integer) -> bytes:
+    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records(outputs, integer)).encode()
+
+
+def _enc_csv(outputs, integer) -> bytes:
+    """One line per record: the outputs in order, 2-D outputs spread over several columns."""
+    columns = [np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in outputs.values()]
+    table = np.hstack(columns)
+    out = io.StringIO()
+    np.savetxt(out, table, delimiter=",", fmt="%.9g")
+    return out.getvalue().encode()
+
+
+def _enc_protobuf(outputs, integer) -> bytes:
+    """One Record per record, each output a float32 tensor in the ``label`` map (as the built-ins answer)."""
+    from ..data import recordio
+    from ..data.byoa_record_pb2 import Record
+
+    arrays = {name: np.asarray(a, dtype=np.float32) for name, a in outputs.items()}
+    n = len(next(iter(arrays.values())))
+    out = []
+    for i in range(n):
+        record = Record()
+        for name, a in arrays.items():
+            record.label[name].float32_tensor.values.extend(np.atleast_1d(a[i]).tolist())
+        out.append(recordio.encode(record.SerializeToString()))
+    return b"".join(out)
+
+
+ENCODERS: dict[str, Callable] = {JSON: _enc_json, JSONLINES: _enc_jsonlines, CSV: _enc_csv, PROTOBUF: _enc_protobuf}
+
+
+@dataclass(frozen=True)
+class Accepted:
+    media_type: str
+    params: dict
+
+    def encode(self, outputs: dict, integer: tuple = ()) -> bytes:
+        return ENCODERS[self.media_type](outputs, integer)
+
+
+def negotiate(accept: str | None, default: str) -> Accepted:
+    """The response type: the client's most preferred supported type; ``*/*`` or none -> ``default``."""
+    if not accept or not accept.strip():
+        accept = "*/*"
+    choices = []
+    for i, part in enumerate(accept.split(",")):
+        media = content_types.parse(part)
+        try:
+            q = float(media.params.pop("q", "1"))
+        except ValueError:
+            q = 1.0
+        choices.append((-q, i, media))
+    for _, _, media in sorted(choices, key=lambda c: c[:2]):
+        essence = _essence(media)
+        if essence in ("*/*", "application/*", "text/*"):
+            wanted = _essence(content_types.parse(default))
+            if essence == "*/*" or wanted.startswith(essence[:-1]):
+                return Accepted(wanted, media.params)
+        if essence in ENCODERS:
+            return Accepted(essence, media.params)
+    raise ClientError(406, "not_acceptable", f"Accept {accept!r} names no supported response type; use one of: {', '.join(ENCODERS)}")

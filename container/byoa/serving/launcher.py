@@ -1,0 +1,138 @@
+"""``serve``: start nginx and gunicorn for this run, watch them, stop them gracefully.
+
+Every runtime path (nginx config, pid files, temp folders, gunicorn's socket
+and control socket) lives in one folder: ``SERVE_RUNTIME_DIR`` or a fresh
+temporary one, so several servers can run side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..cpus import THREAD_VARS
+from .app import Settings
+
+log = logging.getLogger("byoa.serve")
+
+CONTAINER = Path(__file__).resolve().parents[2]
+NGINX_TEMPLATE = CONTAINER / "nginx.conf"
+GRACE_SECONDS = 25  # SageMaker sends SIGKILL 30 s after SIGTERM
+
+
+def nginx_config(runtime: Path, port: int, settings: Settings) -> str:
+    values = {
+        "@RUNTIME@": str(runtime),
+        "@PORT@": str(port),
+        "@MAX_BODY_MB@": str(settings.max_payload_mb),
+        "@BODY_BUFFER_MB@": str(min(settings.max_payload_mb, 8)),
+        "@TIMEOUT@": str(settings.timeout),
+        "@USER@": "user root;" if os.geteuid() == 0 else "",  # workers must reach the socket and temp folders
+    }
+    text = NGINX_TEMPLATE.read_text()
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+def gunicorn_command(runtime: Path, settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"unix:{runtime / 'gunicorn.sock'}",
+        "--workers", str(settings.workers),
+        "--timeout", str(settings.timeout),
+        "--graceful-timeout", str(GRACE_SECONDS),
+        "--preload",  # the model is loaded once, before any worker answers /ping, and shared copy-on-write
+        "--pid", str(runtime / "gunicorn.pid"),
+        "--control-socket", str(runtime / "gunicorn.ctl"),
+        "--worker-tmp-dir", str(runtime),
+        "--error-logfile", "-",
+        "--log-level", "info",
+        "--chdir", str(CONTAINER),
+        "byoa.serving.wsgi:app",
+    ]
+
+
+class Server:
+    def __init__(self, runtime: Path, port: int, settings: Settings):
+        self.runtime, self.port, self.settings = runtime, port, settings
+        self.nginx: subprocess.Popen | None = None
+        self.gunicorn: subprocess.Popen | None = None
+        self.stopping = False
+
+    def start(self) -> None:
+        conf = self.runtime / "nginx.conf"
+        conf.write_text(nginx_config(self.runtime, self.port, self.settings))
+        self.nginx = subprocess.Popen(["nginx", "-c", str(conf), "-e", "stderr"])
+        env = dict(os.environ)
+        for var in THREAD_VARS:  # workers are the parallelism: one BLAS/OpenMP thread each unless the user says otherwise
+            env.setdefault(var, "1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CONTAINER), env.get("PYTHONPATH")]))
+        self.gunicorn = subprocess.Popen(gunicorn_command(self.runtime, self.settings), env=env)
+        log.info("serve: nginx on port %d -> gunicorn (%d workers, timeout %d s%s, payload limit %d MB); runtime files in %s",
+                 self.port, self.settings.workers, self.settings.timeout, ", batch transform" if self.settings.batch else "",
+                 self.settings.max_payload_mb, self.runtime)
+
+    def stop(self, *_) -> None:
+        """Graceful: nginx stops accepting and finishes what it has; gunicorn's workers finish their requests."""
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("serve: stopping (finishing in-flight requests)")
+        for proc, sig in ((self.nginx, signal.SIGQUIT), (self.gunicorn, signal.SIGTERM)):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(sig)
+
+    def wait(self) -> int:
+        """0 after a requested stop; 1 if nginx or gunicorn died on its own (the other is stopped)."""
+        while not self.stopping:
+            for name, proc in (("nginx", self.nginx), ("gunicorn", self.gunicorn)):
+                if proc.poll() is not None:
+                    log.error("serve: %s exited with code %s; stopping", name, proc.returncode)
+                    self.stop()
+                    self._reap()
+                    return 1
+            time.sleep(0.2)
+        self._reap()
+        return 0
+
+    def _reap(self) -> None:
+        deadline = time.monotonic() + GRACE_SECONDS + 3
+        for proc in (self.nginx, self.gunicorn):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        settings = Settings.from_env()
+        port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+    except ValueError as exc:
+        log.error("serve: %s", exc)
+        return 2
+    if not shutil.which("nginx"):
+        log.error("serve: nginx is not installed (apt-get install nginx)")
+        return 2
+    given = os.environ.get("SERVE_RUNTIME_DIR")
+    runtime = Path(given) if given else Path(tempfile.mkdtemp(prefix="byoa-serve-"))
+    runtime.mkdir(parents=True, exist_ok=True)
+    server = Server(runtime, port, settings)
+    signal.signal(signal.SIGTERM, server.stop)
+    signal.signal(signal.SIGINT, server.stop)
+    try:
+        server.start()
+        return server.wait()
+    finally:
+        if not given:
+            shutil.rmtree(runtime, ignore_errors=True)
