@@ -126,8 +126,9 @@ class LinearModel(BinaryThreshold, Model):
         ]
 
     def raw_scores(self, X) -> np.ndarray:
-        if sp.issparse(X):  # scaled, not centred: sparse data stays sparse
-            return np.asarray(X @ (self.W / self.scale[:, None])) + self.b
+        if sp.issparse(X):  # the same affine map, with the centring folded into the bias: sparse stays sparse
+            W = self.W / self.scale[:, None]
+            return np.asarray(X @ W) + (self.b - self.mean @ W)
         return ((X - self.mean) / self.scale) @ self.W + self.b
 
     def predict(self, X) -> dict:
