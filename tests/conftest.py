@@ -224,6 +224,14 @@ def digits():
     return d.data.astype(np.float32), d.target.astype(np.float32)
 
 
+def separable(n=2000, d=8, seed=1, imbalance=0.5):
+    """Two overlapping Gaussian classes; ``imbalance`` is the share of positives."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < imbalance).astype(np.float32)
+    X = rng.normal(size=(n, d)).astype(np.float32) + 1.2 * y[:, None]
+    return X, y
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -233,4 +241,4 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
     return False
 
 
-__all__ = ["Job", "Result", "encode", "csv_bytes", "sdk_recordio", "encode_rows", "wait_for", "CSV", "PROTOBUF", "CSV_NO_LABEL"]
+__all__ = ["Job", "Result", "encode", "csv_bytes", "sdk_recordio", "encode_rows", "separable", "wait_for", "CSV", "PROTOBUF", "CSV_NO_LABEL"]

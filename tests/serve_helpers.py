@@ -38,7 +38,7 @@ class ServeProcess:
     def __init__(self, base: Path, env: dict | None = None, workers: int = 2):
         self.base = base
         self.port = free_port()
-        self.runtime = base / "serve-runtime"
+        self.runtime = base / f"serve-runtime-{self.port}"
         self.env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -52,7 +52,7 @@ class ServeProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> "ServeProcess":
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")  # append: nginx reopens /dev/stdout, and must not write over it
         self.proc = subprocess.Popen([str(SERVE)], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         if wait:
             self.wait_ready()

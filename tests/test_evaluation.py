@@ -26,18 +26,11 @@ from byoa.evaluation.split import (
     label_order_warning,
     ordered_positions,
 )
-from conftest import CSV, CSV_NO_LABEL, PROTOBUF, csv_bytes, encode
+from conftest import CSV, CSV_NO_LABEL, csv_bytes, encode, separable
 
 
 def report_of(job) -> dict:
     return json.loads((job.root / "output" / "data" / "evaluation.json").read_text())
-
-
-def separable(n=2000, d=8, seed=1, imbalance=0.5):
-    rng = np.random.default_rng(seed)
-    y = (rng.random(n) < imbalance).astype(np.float32)
-    X = rng.normal(size=(n, d)).astype(np.float32) + 1.2 * y[:, None]
-    return X, y
 
 
 # ----------------------------------------------------------------------------- split strategies (units)

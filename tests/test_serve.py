@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from byoa.data.byoa_record_pb2 import Record
 from byoa.data import recordio
-from conftest import CSV, CSV_NO_LABEL, Job, csv_bytes, encode_rows
+from conftest import CSV, CSV_NO_LABEL, Job, csv_bytes, encode_rows, separable
 from serve_helpers import ServeProcess
 
 MODELS = {
@@ -157,3 +157,244 @@ def test_execution_parameters_and_unknown_routes(served):
         reply = server.request(method, path)
         assert reply.status in (404, 405) and reply.headers["content-type"] == "application/json"
         assert set(reply.json()) == {"error", "message"}
+
+
+# ----------------------------------------------------------------------------- one shared server for the rest
+
+
+@pytest.fixture(scope="module")
+def kmeans_server(trained):
+    job, X = trained("kmeans")
+    server = ServeProcess(job.root).start()
+    yield server, X
+    assert server.stop() == 0
+
+
+GOOD = (b"5.1,3.5,1.4,0.2\n", "text/csv")
+
+
+@pytest.mark.parametrize("body, content_type, accept, status, says", [
+    (b"5.1,3.5,1.4,0.2", "text/plain", None, 415, "Content-Type 'text/plain' is not supported"),
+    (b"5.1,3.5,1.4,0.2", "text/csv", "text/html", 406, "Accept 'text/html' names no supported response type"),
+    (b"", "text/csv", None, 400, "the request body is empty"),
+    (b"5.1,3.5,1.4", "text/csv", None, 400, "each record needs 4 features (the model's); got 3"),
+    (b"5.1,3.5,1.4,0.2\n5.1,3.5,1.4", "text/csv", None, 400, "line 2 (byte 16) of the CSV body has 3 columns"),
+    (b"5.1,abc,1.4,0.2", "text/csv", None, 400, "column 2: 'abc' is not a number"),
+    (b"5.1,nan,1.4,0.2", "text/csv", None, 400, "record 0, feature 1 is nan: the model needs finite numbers"),
+    (b"5.1,3.5,1.4,0.2\n\n5.1,3.5,1.4,0.2", "text/csv", None, 400, "line 2 of the CSV body is empty"),
+    (b'{"instances": [{"features": [1, 2, 3]}]}', "application/json", None, 400, "got 3"),
+    (b'{"instances": [{"features": [1, "x", 3, 4]}]}', "application/json", None, 400, 'instance 0, feature 1: "x" is not a number'),
+    (b'{"instances": [{"features": [1, 2, 3, 4]}, {"features": [1, 2]}]}', "application/json", None, 400, "instance 1 has 2 values"),
+    (b'{"instances": [{"features": [1, 2, 3, Infinity]}]}', "application/json", None, 400, "is inf"),
+    (b'{"instances": [', "application/json", None, 400, "the JSON body is not valid JSON"),
+    (b'{"instances": [{"data": {"features": {"keys": [9], "shape": [4], "values": [1]}}}]}', "application/json", None, 400,
+     "key 9 is not an index in [0, 4)"),
+    (b'{"features": [1, 2, 3, 4]}\nnot json', "application/jsonlines", None, 400, "line 2 of the JSON Lines body is not valid JSON"),
+    (recordio.encode(b"x" * 40)[:20], "application/x-recordio-protobuf", None, 400, "truncated RecordIO record at byte 0"),
+    (b"\x00\x01garbage and more bytes", "application/x-recordio-protobuf", None, 400, "corrupt RecordIO: bad magic"),
+    (b"not an npy file", "application/x-npy", None, 400, "the body is not a .npy array"),
+])
+def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(kmeans_server, body, content_type, accept, status, says):
+    server, _ = kmeans_server
+    reply = server.invoke(body, content_type, accept)
+    assert reply.status == status, reply.body
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"] and says in reply.json()["message"], reply.json()
+    assert server.invoke(*GOOD).status == 200
+
+
+def test_npy_bodies_are_never_unpickled(kmeans_server, tmp_path):
+    server, _ = kmeans_server
+    evil = io.BytesIO()
+    np.save(evil, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    reply = server.invoke(evil.getvalue(), "application/x-npy")
+    assert reply.status == 400 and "object arrays are refused" in reply.json()["message"]
+
+
+def test_payload_limits_real_time(kmeans_server):
+    server, X = kmeans_server
+    row = b"5.1,3.5,1.4,0.2\n"
+    six_mb = row * (6 * 1024 * 1024 // len(row) - 1)
+    reply = server.invoke(six_mb, "text/csv", "text/csv")
+    assert reply.status == 200 and reply.body.count(b"\n") == six_mb.count(b"\n")
+    reply = server.invoke(row * (7 * 1024 * 1024 // len(row)), "text/csv")
+    assert reply.status == 413 and reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"] == "payload_too_large" and "6 MB" in reply.json()["message"]
+    assert server.invoke(*GOOD).status == 200
+
+
+def test_batch_transform_one_line_per_line_and_a_100_mb_limit(trained):
+    job, X = trained("kmeans")
+    server = ServeProcess(job.root, {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100"}).start()
+    try:
+        params = server.request("GET", "/execution-parameters").json()
+        assert params == {"MaxConcurrentTransforms": 2, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 100}
+        rows = np.tile(X, (int(50e6 / len(csv_bytes(X))) + 1, 1))
+        body = csv_bytes(rows)
+        assert len(body) > 50e6
+        reply = server.invoke(body, "text/csv", "text/csv")
+        assert reply.status == 200
+        lines = reply.body.decode().splitlines()
+        assert len(lines) == len(rows)
+        np.testing.assert_allclose(np.loadtxt(lines[: len(X)], delimiter=","), np.loadtxt(lines[len(X) : 2 * len(X)], delimiter=","))
+        jl = b"\n".join(json.dumps({"features": r}).encode() for r in X.tolist()) + b"\n"
+        reply = server.invoke(jl, "application/jsonlines", "application/jsonlines")
+        assert reply.status == 200 and len(reply.body.decode().splitlines()) == len(X)
+        assert "timeout 600 s, batch transform" in server.output()
+    finally:
+        assert server.stop() == 0
+
+
+def test_sagemaker_sdk_serializers_and_deserializers(kmeans_server):
+    from sagemaker.amazon.common import RecordDeserializer, RecordSerializer
+    from sagemaker.base_deserializers import CSVDeserializer, JSONDeserializer
+    from sagemaker.base_serializers import CSVSerializer, JSONLinesSerializer, JSONSerializer, NumpySerializer
+
+    server, X = kmeans_server
+    X = X[:5]
+    for serializer in (CSVSerializer(), JSONSerializer(), NumpySerializer(), RecordSerializer(),
+                       JSONLinesSerializer()):
+        payload = X.tolist() if isinstance(serializer, JSONLinesSerializer) else X
+        body = serializer.serialize(payload)
+        body = body.encode() if isinstance(body, str) else body.read() if hasattr(body, "read") else body
+        for deserializer, accept in ((JSONDeserializer(), "application/json"), (CSVDeserializer(), "text/csv"),
+                                     (RecordDeserializer(), "application/x-recordio-protobuf")):
+            reply = server.invoke(body, serializer.CONTENT_TYPE, accept)
+            assert reply.status == 200, (serializer, reply.body)
+            parsed = deserializer.deserialize(io.BytesIO(reply.body), accept)
+            if accept == "application/json":
+                clusters = [p["closest_cluster"] for p in parsed["predictions"]]
+            elif accept == "text/csv":
+                clusters = [float(row[0]) for row in parsed]
+            else:
+                clusters = [r.label["closest_cluster"].float32_tensor.values[0] for r in parsed]
+            assert len(clusters) == 5, (serializer, accept)
+
+
+def test_binary_linear_learner_uses_the_threshold_chosen_at_training(tmp_path):
+    X_train, y_train = separable(n=4000, imbalance=0.1)
+    job = Job(tmp_path / "opt_ml")
+    job.hyperparameters({"algorithm": "linear-learner", "predictor_type": "binary_classifier", "epochs": 3,
+                         "binary_classifier_model_selection_criteria": "precision_at_target_recall", "target_recall": 0.95})
+    job.channel("train", csv_bytes(X_train, y_train), CSV)
+    assert job.run().rc == 0
+    _, model = job.model()
+    assert model.threshold != 0.5
+    X_test, y_test = X_train, y_train
+    # records on the line from a negative to a positive example: their scores sweep across both thresholds
+    t = np.linspace(0, 1, 400, dtype=np.float32)[:, None]
+    X = (1 - t) * X_test[y_test == 0][0] + t * X_test[y_test == 1][0]
+    server = ServeProcess(job.root).start()
+    try:
+        reply = server.invoke(csv_bytes(X), "text/csv", "application/json").json()["predictions"]
+        scores = np.array([p["score"] for p in reply])
+        labels = np.array([p["predicted_label"] for p in reply])
+        np.testing.assert_array_equal(labels, (scores >= model.threshold).astype(int))
+        differs = (scores >= model.threshold) != (scores >= 0.5)
+        assert differs.sum() >= 2  # records that 0.5 would have labelled the other way
+    finally:
+        server.stop()
+
+
+def test_sigterm_lets_a_slow_request_finish_then_exits_zero(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20000, 50)).astype(np.float32)
+    job = Job(tmp_path / "opt_ml")
+    job.hyperparameters({"algorithm": "knn", "k": 10, "feature_dim": 50, "predictor_type": "regressor", "sample_size": 20000})
+    job.channel("train", csv_bytes(X, X[:, 0]), CSV)
+    assert job.run().rc == 0
+    server = ServeProcess(job.root, {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}).start()
+    body = csv_bytes(np.tile(X[:5000], (3, 1)))
+    replies = []
+    worker = threading.Thread(target=lambda: replies.append(server.invoke(body, "text/csv", "text/csv")))
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.5)  # the request is in the worker now
+    server.proc.send_signal(signal.SIGTERM)
+    worker.join(60)
+    assert replies and replies[0].status == 200 and replies[0].body.count(b"\n") == 15000
+    assert server.proc.wait(30) == 0
+    assert time.monotonic() - started < 30
+    server.log.close()
+
+
+def test_ping_is_503_json_while_starting_then_200(trained):
+    job, _ = trained("kmeans")
+    server = ServeProcess(job.root).start(wait=False)
+    try:
+        first = None
+        deadline = time.monotonic() + 10
+        while first is None and time.monotonic() < deadline:
+            try:
+                first = server.request("GET", "/ping")
+            except OSError:
+                time.sleep(0.005)  # nginx not listening yet
+        assert first.status == 503 and first.headers["content-type"] == "application/json", first
+        assert first.json()["error"] == "unavailable"
+        server.wait_ready()
+    finally:
+        assert server.stop() == 0
+
+
+def test_unreadable_model_answers_500_json_and_the_server_stays_up(trained, tmp_path):
+    job, _ = trained("kmeans")
+    base = tmp_path / "opt_ml"
+    (base / "model").mkdir(parents=True)
+    manifest = json.loads((job.root / "model" / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (base / "model" / "manifest.json").write_text(json.dumps(manifest))
+    (base / "model" / "model.npz").write_bytes((job.root / "model" / "model.npz").read_bytes())
+    server = ServeProcess(base).start(wait=False)
+    try:
+        server.wait_ready(status=500)
+        reply = server.request("GET", "/ping")
+        assert reply.json()["error"] == "model_not_loaded" and "model format version 99" in reply.json()["message"]
+        assert server.invoke(*GOOD).status == 500
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_bug_is_a_500_json_with_a_request_id_in_the_log_and_the_worker_lives(trained, tmp_path):
+    """A model whose arrays disagree (a bug's stand-in): predict raises inside the worker."""
+    import hashlib
+
+    job, _ = trained("ll-regressor")
+    base = tmp_path / "opt_ml"
+    (base / "model").mkdir(parents=True)
+    with np.load(job.root / "model" / "model.npz") as f:
+        arrays = dict(f)
+    arrays["mean"] = np.zeros(3)  # 3 means for 4 weights
+    np.savez(base / "model" / "model.npz", **arrays)
+    manifest = json.loads((job.root / "model" / "manifest.json").read_text())
+    manifest["arrays_sha256"] = hashlib.sha256((base / "model" / "model.npz").read_bytes()).hexdigest()
+    (base / "model" / "manifest.json").write_text(json.dumps(manifest))
+    server = ServeProcess(base, workers=1).start()
+    try:
+        pid_before = server.request("GET", "/ping")
+        reply = server.invoke(GOOD[0], "text/csv")
+        assert reply.status == 500 and reply.headers["content-type"] == "application/json"
+        rid = reply.json()["request_id"]
+        assert reply.json()["error"] == "internal_error" and rid in reply.json()["message"]
+        time.sleep(0.2)
+        assert f"request {rid} failed" in server.output() and f"request_id={rid}" in server.output()
+        assert pid_before.status == 200 and server.request("GET", "/ping").status == 200
+        assert "Booting worker" in server.output() and server.output().count("Booting worker") == 1  # no worker died
+    finally:
+        assert server.stop() == 0
+
+
+def test_two_servers_side_by_side_and_a_dead_nginx_stops_serve(trained):
+    job, _ = trained("kmeans")
+    a, b = ServeProcess(job.root).start(), ServeProcess(job.root, {"SERVE_RUNTIME_DIR": str(job.root / "runtime-b")}).start()
+    try:
+        assert a.invoke(*GOOD).status == 200 and b.invoke(*GOOD).status == 200
+        nginx_pid = int((job.root / "runtime-b" / "nginx.pid").read_text())
+        import os
+
+        os.kill(nginx_pid, signal.SIGKILL)
+        assert b.proc.wait(15) == 1
+        assert "nginx exited" in b.output()
+        assert a.invoke(*GOOD).status == 200
+    finally:
+        a.stop()
+        b.stop()

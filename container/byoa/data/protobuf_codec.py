@@ -412,6 +412,8 @@ class RecordIOProtobufDecoder:
         return blocks
 
     def finish(self) -> list[Block]:
+        if len(self._tail) >= 8:
+            self.framer.header(self._tail, 0, self._offset)  # names a bad magic number before calling it truncated
         self.framer.check_end(len(self._tail), self._offset)
         return []
 
