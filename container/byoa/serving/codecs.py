@@ -196,9 +196,12 @@ def decode(content_type: str | None, body: bytes):
     if decoder is None:
         raise ClientError(415, "unsupported_media_type",
                           f"Content-Type {content_type!r} is not supported; use one of: {', '.join(DECODERS)}")
-    if not body:
+    if not body.strip():
         raise bad_request("the request body is empty")
-    return decoder(body, media)
+    X = decoder(body, media)
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise bad_request(f"the request body holds no records (shape {X.shape[0]} x {X.shape[1]})")
+    return X
 
 
 # ----------------------------------------------------------------------------- encoders
