@@ -17,6 +17,7 @@ from ..evaluation import metrics as M
 from ..evaluation import selection
 from ..evaluation.selection import BinaryThreshold
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
+from .tree_walk import Walker
 from .base import COMMON, Algorithm, Evaluator, Model, require_labels
 
 log = logging.getLogger("byoa.train")
@@ -46,6 +47,7 @@ class TreeEnsembleModel(BinaryThreshold, Model):
         self.targets = {k: self.selection.get(k, 0.8) for k in ("target_recall", "target_precision")}
         self.beta = self.selection.get("f_beta", 1.0)
         self.threshold = self.selection.get("threshold", 0.5)
+        self.walker = Walker(self.left, self.right, self.feature, self.split_threshold, self.roots, self.n_features)
 
     @property
     def is_binary(self) -> bool:
@@ -67,19 +69,10 @@ class TreeEnsembleModel(BinaryThreshold, Model):
 
     def leaves(self, X) -> np.ndarray:
         """Leaf node of every (row, tree)."""
-        X = dense(X)
-        node = np.tile(self.roots, (X.shape[0], 1))
-        rows = np.arange(X.shape[0])[:, None]
-        while True:
-            feat = self.feature[node]
-            inner = feat >= 0
-            if not inner.any():
-                return node
-            go_left = X[rows, np.where(inner, feat, 0)] <= self.split_threshold[node]
-            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+        return self.walker.leaves(X)
 
     def predict(self, X) -> dict:
-        mean = self.value[self.leaves(X)].mean(axis=1)
+        mean = self.walker.mean_value(X, self.value)
         if self.predictor_type == "regressor":
             return {"score": mean[:, 0].astype(np.float32)}
         chosen = (mean[:, 1] >= self.threshold).astype(np.int64) if self.is_binary else mean.argmax(axis=1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -177,8 +176,8 @@ def _protobuf(body: bytes, media):
 def _npy(body: bytes, media) -> np.ndarray:
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise bad_request(f"the body is not a .npy array (object arrays are refused): {exc}") from None
+    except Exception as exc:  # a damaged header fails in many ways (ValueError, SyntaxError, ...): all the client's
+        raise bad_request(f"the body is not a .npy array (object arrays are refused): {type(exc).__name__}: {exc}"[:500]) from None
     if not isinstance(array, np.ndarray) or array.ndim not in (1, 2) or array.size == 0:
         raise bad_request(f"the .npy array must be 1-D (one record) or 2-D (records x features), not empty; got shape {getattr(array, 'shape', '?')}")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
@@ -207,23 +206,20 @@ def decode(content_type: str | None, body: bytes):
 # ----------------------------------------------------------------------------- encoders
 
 
-def _scalar(value, integer: bool):
-    v = float(value)
-    if integer and v.is_integer():
-        return int(v)
-    return v if math.isfinite(v) else None
+def _column(a: np.ndarray, integer: bool) -> list:
+    """An output as plain Python values: integers where asked for and exact, null for non-finite values."""
+    if integer and a.ndim == 1 and np.all(np.mod(a, 1) == 0):
+        return a.astype(np.int64).tolist()
+    values = a.astype(np.float64)
+    if np.isfinite(values).all():
+        return values.tolist()
+    return np.where(np.isfinite(values), values, None).tolist()
 
 
 def records(outputs: dict, integer: tuple = ()) -> list[dict]:
     """One dict per record: scalars for 1-D outputs, lists for 2-D ones."""
     names = list(outputs)
-    columns = []
-    for name in names:
-        a = np.asarray(outputs[name])
-        if a.ndim == 1:
-            columns.append([_scalar(v, name in integer) for v in a.tolist()])
-        else:
-            columns.append(a.astype(np.float64).tolist())
+    columns = [_column(np.asarray(outputs[name]), name in integer) for name in names]
     return [dict(zip(names, values)) for values in zip(*columns)]
 
 
