@@ -149,3 +149,25 @@ def test_encoders_write_one_line_or_record_per_row():
         r.ParseFromString(payload)
         records.append(r)
     assert len(records) == 3 and list(records[2].label["predicted_label"].float32_tensor.values) == [1.0]
+
+
+def test_the_three_tree_walks_agree_with_scikit_learn():
+    """Python walk (few records), numpy (medium), compiled scikit-learn trees (big batches): same leaves, same scores."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from byoa.algorithms import tree_walk
+    from byoa.algorithms.trees import TreeEnsembleModel, _flatten
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 6)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=12, random_state=0).fit(X, y)
+    model = TreeEnsembleModel("random-forest", "classifier", *_flatten(forest.estimators_, True), forest.classes_.astype(float), n_features=6)
+    Q = rng.normal(size=(800, 6)).astype(np.float32)
+    walker = model.walker
+    python, numpy_ = walker._python_leaves(Q[:50]), walker._numpy_leaves(Q[:50])
+    np.testing.assert_array_equal(python, numpy_)
+    assert walker.compiles and len(Q) * 12 >= tree_walk.COMPILED_MIN_PAIRS
+    np.testing.assert_allclose(model.predict(Q)["score"], forest.predict_proba(Q), atol=1e-6)  # compiled
+    np.testing.assert_allclose(model.predict(Q[:3])["score"], forest.predict_proba(Q[:3]), atol=1e-6)  # python
+    np.testing.assert_allclose(walker.mean_value(Q[:300], model.value), forest.predict_proba(Q[:300]), atol=1e-6)

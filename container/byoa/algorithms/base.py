@@ -56,6 +56,9 @@ class Model:
     def predict(self, X) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Prepare, in a serving worker's background thread, what the first big request would otherwise wait for."""
+
     def evaluator(self) -> "Evaluator":
         raise NotImplementedError
 

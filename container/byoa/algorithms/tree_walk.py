@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PYTHON_STEP_US, NUMPY_CALL_US, NUMPY_ELEMENT_US = 0.15, 7.0, 0.012  # rough costs, measured on this project's CI machine
 COMPILED_MIN_PAIRS = 5_000  # records x trees from which the compiled walk pays for itself (100 trees: 50 records)
+COMPILED_MIN_TREES = 8  # a lone tree (or a few) walks big batches fast enough in numpy: no scikit-learn in memory
 
 
 class Walker:
@@ -42,6 +43,11 @@ class Walker:
         self._compiled = None
         self._lock = threading.Lock()
 
+    @property
+    def compiles(self) -> bool:
+        """Whether big batches go through scikit-learn's compiled trees (forests only)."""
+        return len(self.roots) >= COMPILED_MIN_TREES
+
     def _depths(self) -> np.ndarray:
         depth = np.zeros(len(self.left), np.int64)
         level, d = self.roots, 0
@@ -54,8 +60,7 @@ class Walker:
 
     def mean_value(self, X, value: np.ndarray) -> np.ndarray:
         """The mean over trees of each record's leaf value row: shape (records, value columns)."""
-        pairs = X.shape[0] * len(self.roots)
-        if pairs >= COMPILED_MIN_PAIRS:
+        if self.compiles and X.shape[0] * len(self.roots) >= COMPILED_MIN_PAIRS:
             return self._compiled_mean(X, value)
         return value[self.leaves(X)].mean(axis=1)
 
@@ -99,7 +104,7 @@ class Walker:
 
         from ..cpus import available_cpus
 
-        trees = self._compiled_trees()
+        trees = self.compiled_trees()
         X = np.ascontiguousarray(dense(X), dtype=np.float32)
         threads = min(available_cpus(), len(trees))
 
@@ -112,7 +117,7 @@ class Walker:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             return sum(pool.map(walk, range(threads))) / len(trees)
 
-    def _compiled_trees(self) -> list:
+    def compiled_trees(self) -> list:
         with self._lock:
             if self._compiled is None:
                 self._compiled = self._build_compiled()

@@ -67,6 +67,10 @@ class TreeEnsembleModel(BinaryThreshold, Model):
             return M.REGRESSION
         return M.BINARY if len(self.classes) == 2 else M.MULTICLASS
 
+    def warm_up(self) -> None:
+        if self.walker.compiles:
+            self.walker.compiled_trees()
+
     def leaves(self, X) -> np.ndarray:
         """Leaf node of every (row, tree)."""
         return self.walker.leaves(X)

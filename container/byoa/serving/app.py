@@ -116,6 +116,7 @@ def create_app(model_dir: Path | str, settings: Settings | None = None) -> Flask
     else:
         log.info("model loaded: %s (%d features) from %s", model.name, model.n_features, model_dir)
     app = Flask("byoa")
+    app.config["BYOA_MODEL"] = model  # gunicorn's post_worker_init warms it up in each worker
 
     def request_id() -> str:
         return request.headers.get("X-Request-Id") or request.headers.get("X-Amzn-RequestId") or uuid.uuid4().hex

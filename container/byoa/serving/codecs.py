@@ -231,10 +231,15 @@ def _enc_jsonlines(outputs, integer) -> bytes:
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records(outputs, integer)).encode()
 
 
+_NUMBER = "{:.9g}".format
+
+
 def _enc_csv(outputs, integer) -> bytes:
     """One line per record: the outputs in order, 2-D outputs spread over several columns."""
     columns = [np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in outputs.values()]
     table = np.hstack(columns)
+    if len(table) <= 100:  # a few rows: plain formatting beats savetxt's set-up
+        return "".join(",".join(map(_NUMBER, row)) + "\n" for row in table.tolist()).encode()
     out = io.StringIO()
     np.savetxt(out, table, delimiter=",", fmt="%.9g")
     return out.getvalue().encode()

@@ -55,6 +55,7 @@ def gunicorn_command(runtime: Path, settings: Settings) -> list[str]:
         "--worker-tmp-dir", str(runtime),
         "--error-logfile", "-",
         "--log-level", "info",
+        "--config", "python:byoa.serving.gunicorn_hooks",
         "--chdir", str(CONTAINER),
         "byoa.serving.wsgi:app",
     ]
