@@ -1,4 +1,4 @@
-# SageMaker bring-your-own-algorithm image: `train` (and, once the serving issue lands, `serve`) on PATH.
+# SageMaker bring-your-own-algorithm image: `train` and `serve` (nginx -> gunicorn -> flask) on PATH.
 #   docker build -t byoa .                                  (algorithm chosen by the `algorithm` hyperparameter)
 #   docker build --build-arg SAGEMAKER_ALGORITHM=kmeans .   (a drop-in image for the built-in k-means)
 # Production: pin the base by digest, e.g. --build-arg BASE_IMAGE=public.ecr.aws/docker/library/debian@sha256:...
@@ -27,8 +27,8 @@ RUN python3 -m venv /opt/venv \
 
 COPY container/ /opt/program/
 # Guard against CRLF endings and lost run bits from checkouts on other systems.
-RUN sed -i 's/\r$//' /opt/program/train \
-    && chmod 0755 /opt/program/train \
-    && python3 -c "import sys; sys.path.insert(0, '/opt/program'); import byoa.training.main"
+RUN sed -i 's/\r$//' /opt/program/train /opt/program/serve \
+    && chmod 0755 /opt/program/train /opt/program/serve \
+    && python3 -c "import sys; sys.path.insert(0, '/opt/program'); import byoa.training.main, byoa.serving.app, byoa.serving.launcher"
 
 WORKDIR /opt/program

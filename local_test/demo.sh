@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 source tools/venv.sh
 export PATH="$VENV/bin:$PATH"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'kill ${serve_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 reports="$PWD/demo_output"
+port=${DEMO_PORT:-8080}
 rm -rf "$reports"
 python local_test/demo_data.py "$work/data"
 
@@ -46,4 +47,19 @@ job cancer-linear-learner-pipe Pipe \
 job iris-random-forest File '{"algorithm": "random-forest", "n_estimators": "50"}' iris pbr application/x-recordio-protobuf
 job iris-kmeans Pipe '{"algorithm": "kmeans", "k": "3", "feature_dim": "4", "mini_batch_size": "30", "epochs": "5"}' iris csv text/csv
 echo
-echo "demo done: 4 training jobs (File and Pipe mode) on the embedded data; reports in demo_output/"
+echo "=== serving the breast-cancer model: container/serve (nginx -> gunicorn -> flask) on 127.0.0.1:$port"
+base="$work/cancer-linear-learner"
+SAGEMAKER_BASE_DIR="$base" SAGEMAKER_BIND_TO_PORT=$port SAGEMAKER_MODEL_SERVER_WORKERS=2 container/serve > "$work/serve.log" 2>&1 &
+serve_pid=$!
+python local_test/invoke.py --wait "http://127.0.0.1:$port/ping"
+rows=$(head -3 "$work/data/breast_cancer/test.csv" | cut -d, -f2-)
+url="http://127.0.0.1:$port/invocations"
+echo "  POST /invocations, text/csv -> application/json:"
+echo "$rows" | python local_test/invoke.py "$url" text/csv application/json | sed 's/^/    /'
+echo "  POST /invocations, text/csv -> text/csv:"
+echo "$rows" | python local_test/invoke.py "$url" text/csv text/csv | sed 's/^/    /'
+echo "  a bad request (3 features):"
+echo "1,2,3" | python local_test/invoke.py "$url" text/csv | sed 's/^/    /' || true
+kill -TERM $serve_pid; wait $serve_pid || { cat "$work/serve.log"; exit 1; }
+echo
+echo "demo done: 4 training jobs (File and Pipe mode) on the embedded data, one served; reports in demo_output/"

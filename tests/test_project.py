@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TRAIN
+from conftest import ROOT
 
 from byoa.algorithms import ALGORITHMS
 from byoa.errors import ConfigError
@@ -25,11 +25,13 @@ def test_readme_hyperparameter_tables_are_generated_from_the_declarations():
             assert f"| `{p.name}` |" in readme
 
 
-def test_train_is_an_executable_python3_script_with_lf_endings():
-    raw = TRAIN.read_bytes()
+@pytest.mark.parametrize("entrypoint", ["train", "serve"])
+def test_entrypoints_are_executable_python3_scripts_with_lf_endings(entrypoint):
+    path = ROOT / "container" / entrypoint
+    raw = path.read_bytes()
     assert raw.startswith(b"#!/usr/bin/env python3\n")
     assert b"\r\n" not in raw
-    assert TRAIN.stat().st_mode & 0o111
+    assert path.stat().st_mode & 0o111
 
 
 def test_dockerfile_passes_hadolint():
