@@ -336,14 +336,25 @@ def test_ping_is_503_json_while_starting_then_200(trained):
         assert server.stop() == 0
 
 
+def tampered_copy(job, base, manifest_change=lambda m: None, arrays_change=lambda a: None):
+    """A copy of a trained model under ``base`` with its manifest or arrays changed (the checksum follows the arrays)."""
+    import hashlib
+
+    (base / "model").mkdir(parents=True)
+    with np.load(job.root / "model" / "model.npz") as f:
+        arrays = dict(f)
+    arrays_change(arrays)
+    np.savez(base / "model" / "model.npz", **arrays)
+    manifest = json.loads((job.root / "model" / "manifest.json").read_text())
+    manifest["arrays_sha256"] = hashlib.sha256((base / "model" / "model.npz").read_bytes()).hexdigest()
+    manifest_change(manifest)
+    (base / "model" / "manifest.json").write_text(json.dumps(manifest))
+    return base
+
+
 def test_unreadable_model_answers_500_json_and_the_server_stays_up(trained, tmp_path):
     job, _ = trained("kmeans")
-    base = tmp_path / "opt_ml"
-    (base / "model").mkdir(parents=True)
-    manifest = json.loads((job.root / "model" / "manifest.json").read_text())
-    manifest["format_version"] = 99
-    (base / "model" / "manifest.json").write_text(json.dumps(manifest))
-    (base / "model" / "model.npz").write_bytes((job.root / "model" / "model.npz").read_bytes())
+    base = tampered_copy(job, tmp_path / "opt_ml", manifest_change=lambda m: m.update(format_version=99))
     server = ServeProcess(base).start(wait=False)
     try:
         server.wait_ready(status=500)
@@ -356,18 +367,8 @@ def test_unreadable_model_answers_500_json_and_the_server_stays_up(trained, tmp_
 
 def test_a_bug_is_a_500_json_with_a_request_id_in_the_log_and_the_worker_lives(trained, tmp_path):
     """A model whose arrays disagree (a bug's stand-in): predict raises inside the worker."""
-    import hashlib
-
     job, _ = trained("ll-regressor")
-    base = tmp_path / "opt_ml"
-    (base / "model").mkdir(parents=True)
-    with np.load(job.root / "model" / "model.npz") as f:
-        arrays = dict(f)
-    arrays["mean"] = np.zeros(3)  # 3 means for 4 weights
-    np.savez(base / "model" / "model.npz", **arrays)
-    manifest = json.loads((job.root / "model" / "manifest.json").read_text())
-    manifest["arrays_sha256"] = hashlib.sha256((base / "model" / "model.npz").read_bytes()).hexdigest()
-    (base / "model" / "manifest.json").write_text(json.dumps(manifest))
+    base = tampered_copy(job, tmp_path / "opt_ml", arrays_change=lambda a: a.update(mean=np.zeros(3)))  # 3 means, 4 weights
     server = ServeProcess(base, workers=1).start()
     try:
         pid_before = server.request("GET", "/ping")
