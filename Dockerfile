@@ -10,6 +10,7 @@ LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    BYOA_MATPLOTLIB_CACHE=/opt/matplotlib \
     PATH="/opt/program:/opt/venv/bin:${PATH}" \
     SAGEMAKER_ALGORITHM=${SAGEMAKER_ALGORITHM}
 
@@ -23,7 +24,8 @@ COPY requirements.txt /tmp/requirements.txt
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
     && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+    && rm /tmp/requirements.txt \
+    && MPLCONFIGDIR=/opt/matplotlib /opt/venv/bin/python -c "import matplotlib.pyplot"
 
 COPY container/ /opt/program/
 # Guard against CRLF endings and lost run bits from checkouts on other systems.

@@ -47,17 +47,28 @@ job cancer-linear-learner-pipe Pipe \
 job iris-random-forest File '{"algorithm": "random-forest", "n_estimators": "50"}' iris pbr application/x-recordio-protobuf
 job iris-kmeans Pipe '{"algorithm": "kmeans", "k": "3", "feature_dim": "4", "mini_batch_size": "30", "epochs": "5"}' iris csv text/csv
 echo
-echo "=== serving the breast-cancer model: container/serve (nginx -> gunicorn -> flask) on 127.0.0.1:$port"
-base="$work/cancer-linear-learner"
-SAGEMAKER_BASE_DIR="$base" SAGEMAKER_BIND_TO_PORT=$port SAGEMAKER_MODEL_SERVER_WORKERS=2 container/serve > "$work/serve.log" 2>&1 &
+echo "=== serving the iris random forest on 127.0.0.1:$port"
+base="$work/iris-random-forest"
+if ! command -v nginx >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "  installing nginx (apt-get install -y nginx)"
+  apt-get install -y -qq nginx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
+fi
+if command -v nginx >/dev/null; then
+  echo "  container/serve: nginx -> gunicorn -> flask"
+  SAGEMAKER_BASE_DIR="$base" SAGEMAKER_BIND_TO_PORT=$port SAGEMAKER_MODEL_SERVER_WORKERS=2 container/serve > "$work/serve.log" 2>&1 &
+else
+  echo "  nginx is not installed and cannot be without root: serving through gunicorn alone (no nginx in front)"
+  SAGEMAKER_BASE_DIR="$base" python -m gunicorn --bind "127.0.0.1:$port" --workers 2 --chdir container byoa.serving.wsgi:app > "$work/serve.log" 2>&1 &
+fi
 serve_pid=$!
-python local_test/invoke.py --wait "http://127.0.0.1:$port/ping"
-rows=$(head -3 "$work/data/breast_cancer/test.csv" | cut -d, -f2-)
+python local_test/invoke.py --wait "http://127.0.0.1:$port/ping" || { cat "$work/serve.log"; exit 1; }
 url="http://127.0.0.1:$port/invocations"
-echo "  POST /invocations, text/csv -> application/json:"
-echo "$rows" | python local_test/invoke.py "$url" text/csv application/json | sed 's/^/    /'
-echo "  POST /invocations, text/csv -> text/csv:"
-echo "$rows" | python local_test/invoke.py "$url" text/csv text/csv | sed 's/^/    /'
+echo "  three iris flowers (expected classes: $(cat local_test/payloads/expected_labels.txt)), in every request content type:"
+for pair in csv:text/csv json:application/json jsonl:application/jsonlines pbr:application/x-recordio-protobuf npy:application/x-npy; do
+  echo "  payload.${pair%%:*} (${pair#*:}) -> application/json: $(python local_test/invoke.py "$url" "${pair#*:}" application/json < "local_test/payloads/payload.${pair%%:*}" | head -1)"
+done
+echo "  payload.csv -> text/csv:"
+python local_test/invoke.py "$url" text/csv text/csv < local_test/payloads/payload.csv | sed 's/^/    /'
 echo "  a bad request (3 features):"
 echo "1,2,3" | python local_test/invoke.py "$url" text/csv | sed 's/^/    /' || true
 kill -TERM $serve_pid; wait $serve_pid || { cat "$work/serve.log"; exit 1; }

@@ -2,8 +2,9 @@
 
 matplotlib is imported here only, when a classifier's report is drawn. It needs
 no display and no network; its cache goes to ``MPLCONFIGDIR``, or to a fresh
-temporary folder when that is unset, so nothing is written outside /opt/ml and
-the temp dir.
+temporary folder when that is unset (seeded from ``BYOA_MATPLOTLIB_CACHE``, the
+font cache the image builds), so nothing is written outside /opt/ml and the
+temp dir, even on a read-only root file system.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from .report import confusion_table
 
 def _pyplot():
     if "MPLCONFIGDIR" not in os.environ:
-        os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="byoa-matplotlib-")
-        atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], True)
+        folder = tempfile.mkdtemp(prefix="byoa-matplotlib-")
+        atexit.register(shutil.rmtree, folder, True)
+        prepared = os.environ.get("BYOA_MATPLOTLIB_CACHE")  # the image's font cache, built at image build time
+        if prepared and os.path.isdir(prepared):
+            shutil.copytree(prepared, folder, dirs_exist_ok=True)
+        os.environ["MPLCONFIGDIR"] = folder
     import matplotlib
 
     matplotlib.use("Agg", force=True)
