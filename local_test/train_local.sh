@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Train inside the image on local_test/test_dir, mounted as /opt/ml (File mode, like SageMaker).
+# Train inside the image on local_test/test_dir, mounted as /opt/ml (File mode, like SageMaker):
+# channel train is CSV, channel test is RecordIO-protobuf.
 #   local_test/train_local.sh <image> [extra `run` options, e.g. --network none --read-only --tmpfs /tmp]
 # CONTAINER_CLI=podman to use podman instead of docker.
 set -euo pipefail
