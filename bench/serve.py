@@ -4,7 +4,8 @@ Both run behind real nginx and gunicorn (2 sync workers) on loopback, serve the 
 trained scikit-learn forest / tree (ours from flat arrays, the baseline from a pickle),
 and take the same load from wrk. A no-op Flask app on the same stack gives the ceiling.
 
-    python bench/serve.py [--quick]     (--quick: 5 s wrk runs, 15 s soak)
+    python bench/serve.py [--quick] [part ...]     (--quick: 5 s wrk runs, 15 s soak)
+    parts: cold_start one_row_load big_request soak (default: all)
 """
 
 from __future__ import annotations
@@ -334,10 +335,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         models = train_models(work)
-        cold_start(models, work)
-        one_row_load(models, work)
-        big_request(models, work)
-        soak(models, work)
+        parts = [a for a in sys.argv[1:] if not a.startswith("--")] or ["cold_start", "one_row_load", "big_request", "soak"]
+        for part in parts:
+            globals()[part](models, work)
 
 
 if __name__ == "__main__":
