@@ -49,11 +49,7 @@ job iris-kmeans Pipe '{"algorithm": "kmeans", "k": "3", "feature_dim": "4", "min
 echo
 echo "=== serving the iris random forest on 127.0.0.1:$port"
 base="$work/iris-random-forest"
-if ! command -v nginx >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "  installing nginx (apt-get install -y nginx)"
-  apt-get install -y -qq nginx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
-fi
-if command -v nginx >/dev/null; then
+if command -v nginx >/dev/null; then  # tools/venv.sh installed it if it was missing and we are root
   echo "  container/serve: nginx -> gunicorn -> flask"
   SAGEMAKER_BASE_DIR="$base" SAGEMAKER_BIND_TO_PORT=$port SAGEMAKER_MODEL_SERVER_WORKERS=2 container/serve > "$work/serve.log" 2>&1 &
 else
