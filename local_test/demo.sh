@@ -61,7 +61,8 @@ python local_test/invoke.py --wait "http://127.0.0.1:$port/ping" || { cat "$work
 url="http://127.0.0.1:$port/invocations"
 echo "  three iris flowers (expected classes: $(cat local_test/payloads/expected_labels.txt)), in every request content type:"
 for pair in csv:text/csv json:application/json jsonl:application/jsonlines pbr:application/x-recordio-protobuf npy:application/x-npy; do
-  echo "  payload.${pair%%:*} (${pair#*:}) -> application/json: $(python local_test/invoke.py "$url" "${pair#*:}" application/json < "local_test/payloads/payload.${pair%%:*}" | head -1)"
+  reply=$(python local_test/invoke.py "$url" "${pair#*:}" application/json < "local_test/payloads/payload.${pair%%:*}")
+  echo "  payload.${pair%%:*} (${pair#*:}) -> application/json: ${reply%%$'\n'*}"
 done
 echo "  payload.csv -> text/csv:"
 python local_test/invoke.py "$url" text/csv text/csv < local_test/payloads/payload.csv | sed 's/^/    /'
