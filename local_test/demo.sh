@@ -49,11 +49,7 @@ job iris-kmeans Pipe '{"algorithm": "kmeans", "k": "3", "feature_dim": "4", "min
 echo
 echo "=== serving the iris random forest on 127.0.0.1:$port"
 base="$work/iris-random-forest"
-if ! command -v nginx >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "  installing nginx (apt-get install -y nginx)"
-  apt-get install -y -qq nginx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
-fi
-if command -v nginx >/dev/null; then
+if command -v nginx >/dev/null; then  # tools/venv.sh installed it if it was missing and we are root
   echo "  container/serve: nginx -> gunicorn -> flask"
   SAGEMAKER_BASE_DIR="$base" SAGEMAKER_BIND_TO_PORT=$port SAGEMAKER_MODEL_SERVER_WORKERS=2 container/serve > "$work/serve.log" 2>&1 &
 else
@@ -65,7 +61,8 @@ python local_test/invoke.py --wait "http://127.0.0.1:$port/ping" || { cat "$work
 url="http://127.0.0.1:$port/invocations"
 echo "  three iris flowers (expected classes: $(cat local_test/payloads/expected_labels.txt)), in every request content type:"
 for pair in csv:text/csv json:application/json jsonl:application/jsonlines pbr:application/x-recordio-protobuf npy:application/x-npy; do
-  echo "  payload.${pair%%:*} (${pair#*:}) -> application/json: $(python local_test/invoke.py "$url" "${pair#*:}" application/json < "local_test/payloads/payload.${pair%%:*}" | head -1)"
+  reply=$(python local_test/invoke.py "$url" "${pair#*:}" application/json < "local_test/payloads/payload.${pair%%:*}")
+  echo "  payload.${pair%%:*} (${pair#*:}) -> application/json: ${reply%%$'\n'*}"
 done
 echo "  payload.csv -> text/csv:"
 python local_test/invoke.py "$url" text/csv text/csv < local_test/payloads/payload.csv | sed 's/^/    /'

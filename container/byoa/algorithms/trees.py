@@ -11,7 +11,7 @@ import logging
 import numpy as np
 
 from ..cpus import available_cpus
-from ..data.blocks import Block, dense
+from ..data.blocks import Block
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..evaluation import selection

@@ -32,6 +32,11 @@ class MetricDef:
         return [{"Name": f"{c}:{self.name}", "Regex": self.regex(c)} for c in CHANNELS]
 
 
+def scalars(result: dict) -> dict:
+    """The numeric metrics of a result (what goes into metric lines), without its details (matrices, curves)."""
+    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def line(host: str, channel: str, name: str, kind: str, value: float) -> str:
     return f"#quality_metric: host={host}, {channel} {name} <{kind}>={value:.6g}"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from .baseline import lift
-from .metrics import CHANNELS
+from .metrics import CHANNELS, scalars
 
 REPORT = "evaluation.json"
 
@@ -108,8 +108,7 @@ def summary(report: dict) -> list[str]:
         lines.append(f"{role} confusion matrix:")
         width = max(len(str(cell)) for row in table for cell in row) + 2
         lines += ["  " + "".join(str(cell).rjust(width) for cell in row) for row in table]
-    scalars = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    lines.append(f"{role}: " + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
+    lines.append(f"{role}: " + ", ".join(f"{k} {v:.4g}" for k, v in scalars(result).items()))
     base = report["baseline"].get(role)
     if base and "summary" in base:
         lines.append(f"{role} {base['summary']}; baseline: {base['heuristic']}")

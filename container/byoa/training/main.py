@@ -25,7 +25,7 @@ from ..data.channels import Channel, FeatureCheck, open_channels
 from ..evaluation import plots
 from ..evaluation import report as evaluation_report
 from ..evaluation.evaluate import cross_validate, evaluate
-from ..evaluation.metrics import CHANNELS, line
+from ..evaluation.metrics import CHANNELS, line, scalars
 from ..evaluation.plan import make_plan
 from ..errors import ConfigError, TrainingStopped, UserError
 from ..hyperparameters import decode, parse
@@ -153,9 +153,8 @@ def train(paths: Paths) -> None:
         model.finalize(scores.evaluators)
         results = {role: ev.result() for role, ev in scores.evaluators.items()}
         for role in CHANNELS:
-            for name, value in results.get(role, {}).items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    _emit(line(host, role, name, model.kind_of(name), value))
+            for name, value in scalars(results.get(role, {})).items():
+                _emit(line(host, role, name, model.kind_of(name), value))
 
     with phase("report", timings):
         report = evaluation_report.build(algorithm, model, plan, results, scores, kfold, timings)
@@ -165,7 +164,7 @@ def train(paths: Paths) -> None:
 
     with phase("save", timings):
         arrays, meta = model.to_artifacts()
-        meta = {**meta, "hyperparameters": parsed.values, "metrics": {r: _scalars(m) for r, m in results.items()}}
+        meta = {**meta, "hyperparameters": parsed.values, "metrics": {r: scalars(m) for r, m in results.items()}}
         writer = ArtifactWriter(paths.model)
         try:
             writer.save(algorithm, arrays, json.loads(json.dumps(meta, default=float)))
@@ -175,10 +174,6 @@ def train(paths: Paths) -> None:
     log.info("model written to %s; total %.2f s; timings %s", paths.model, time.monotonic() - started, timings)
     for text in evaluation_report.summary(report):
         log.info("%s", text)
-
-
-def _scalars(result: dict) -> dict:
-    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def main(argv: list[str] | None = None) -> int:
