@@ -147,6 +147,11 @@ class BinaryAccumulator:
     def count(self) -> int:
         return int(self.hist.sum())
 
+    def merge(self, other: "BinaryAccumulator") -> None:
+        """Add another host's counts (multi-host evaluation)."""
+        self.hist += other.hist
+        self.log_loss += other.log_loss
+
     def confusion(self, threshold: float) -> tuple[int, int, int, int]:
         edge = int(round(threshold * SCORE_BINS))
         pos, neg = self.hist[1], self.hist[0]
@@ -210,6 +215,11 @@ class MulticlassAccumulator:
         self.top_hits += len(y) if top is None else int((top == y[:, None]).any(axis=1).sum())
         self.log_loss -= float(np.log(np.clip(probs[np.arange(len(y)), y].astype(np.float64), EPS, 1)).sum())
 
+    def merge(self, other: "MulticlassAccumulator") -> None:
+        self.cm += other.cm
+        self.top_hits += other.top_hits
+        self.log_loss += other.log_loss
+
     def result(self, beta: float, classes: list | None = None) -> dict:
         """``classes``: the label of each row of the confusion matrix (default 0..n-1)."""
         m = multiclass_from_confusion(self.cm, beta)
@@ -246,6 +256,13 @@ class RegressionAccumulator:
         self.abs += float(np.abs(err).sum())
         self.sy += float(y.sum())
         self.syy += float(y @ y)
+
+    def merge(self, other: "RegressionAccumulator") -> None:
+        self.n += other.n
+        self.sq += other.sq
+        self.abs += other.abs
+        self.sy += other.sy
+        self.syy += other.syy
 
     def result(self) -> dict:
         n = max(self.n, 1)
