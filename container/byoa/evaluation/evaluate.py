@@ -62,7 +62,8 @@ def evaluate(model, plan: Plan, scored=(TRAIN, VALIDATION, TEST)) -> Scores:
             roles = plan.split.roles(block, first)
             for role in np.unique(roles):
                 if role != IGNORE:
-                    sink(int(role), plan.source.name, block if (roles == role).all() else block.take(roles == role))
+                    mask = roles == role
+                    sink(int(role), plan.source.name, block if mask.all() else block.take(mask))
         first += len(block)
     for role, channel in ((VALIDATION, plan.validation), (TEST, plan.test)):
         if channel is not None:
