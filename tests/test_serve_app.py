@@ -171,3 +171,17 @@ def test_the_three_tree_walks_agree_with_scikit_learn():
     np.testing.assert_allclose(model.predict(Q)["score"], forest.predict_proba(Q), atol=1e-6)  # compiled
     np.testing.assert_allclose(model.predict(Q[:3])["score"], forest.predict_proba(Q[:3]), atol=1e-6)  # python
     np.testing.assert_allclose(walker.mean_value(Q[:300], model.value), forest.predict_proba(Q[:300]), atol=1e-6)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_the_first_non_finite_value_is_named_by_record_and_feature(kmeans_dir, sparse):
+    from byoa.serving.app import check_records
+    from byoa.algorithms import model_from_artifacts
+    from byoa.model_io import load
+
+    manifest, arrays = load(kmeans_dir)
+    model = model_from_artifacts(manifest["algorithm"], arrays, manifest["meta"])
+    X = np.ones((4, 4), np.float32)
+    X[2, 3], X[3, 0] = np.inf, np.nan
+    with pytest.raises(codecs.ClientError, match=r"record 2, feature 3 is inf: the model needs finite numbers"):
+        check_records(sp.csr_matrix(X) if sparse else X, model)

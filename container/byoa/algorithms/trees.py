@@ -71,10 +71,6 @@ class TreeEnsembleModel(BinaryThreshold, Model):
         if self.walker.compiles:
             self.walker.compiled_trees()
 
-    def leaves(self, X) -> np.ndarray:
-        """Leaf node of every (row, tree)."""
-        return self.walker.leaves(X)
-
     def predict(self, X) -> dict:
         mean = self.walker.mean_value(X, self.value)
         if self.predictor_type == "regressor":

@@ -38,6 +38,22 @@ def dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else X
 
 
+def first_non_finite(X) -> tuple[int, int, float] | None:
+    """(row, column, value) of the first NaN or infinity in X (dense or CSR), or None.
+
+    The common case, all finite, costs one pass over the stored values."""
+    values = X.data if sp.issparse(X) else X
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return None
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        i = int(np.argmax(bad))
+        return int(np.searchsorted(X.indptr, i, side="right") - 1), int(X.indices[i]), float(X.data[i])
+    row, col = np.argwhere(bad)[0]
+    return int(row), int(col), float(X[row, col])
+
+
 def concat(blocks: list[Block]) -> Block:
     """Stack blocks; mixes of dense and sparse become sparse."""
     if len(blocks) == 1:

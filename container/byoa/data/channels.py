@@ -12,12 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-import scipy.sparse as sp
-
 from ..errors import ConfigError, DataError
 from . import content_types, recordio
-from .blocks import Block, dense, gather
+from .blocks import Block, first_non_finite, gather
 from .csv_codec import CsvDecoder
 from .protobuf_codec import RecordIOProtobufDecoder
 from .sources import channel_files, fifo_chunks, file_chunks
@@ -162,10 +159,9 @@ class Channel:
     def _checked(self, block: Block, where: str, first: int) -> int:
         if self.feature_check is not None:
             self.feature_check(block, where, first)
-        values = block.X.data if sp.issparse(block.X) else block.X
-        if not np.isfinite(values).all():
-            row = first + int(np.flatnonzero(~np.isfinite(dense(block.X)).all(axis=1))[0])
-            raise DataError(f"{where}: record {row} has a NaN or infinite feature value")
+        bad = first_non_finite(block.X)
+        if bad is not None:
+            raise DataError(f"{where}: record {first + bad[0]} has a NaN or infinite feature value")
         return first + len(block)
 
     def read_all(self) -> Block | None:

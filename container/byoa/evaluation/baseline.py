@@ -13,7 +13,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from .metrics import EPS, ratio
+from .metrics import ACCURACY, EPS, ratio
 
 CLASSIFICATION = ("binary", "multiclass")
 
@@ -98,20 +98,20 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
-# How each task's model is compared with its baseline: (metric in the model's result, baseline key, kind).
+# How each task's model is compared with its baseline: (candidate metric names in the model's result, baseline key, kind).
 COMPARISON = {
-    "binary": ("binary_classification_accuracy", "accuracy", "score"),
-    "multiclass": (("multiclass_accuracy", "accuracy"), "accuracy", "score"),
-    "regression": ("mse", "mse", "loss"),
-    "clustering": ("msd", "msd", "loss"),
-    "projection": ("reconstruction_error", "reconstruction_error", "loss"),
+    "binary": (ACCURACY, "accuracy", "score"),
+    "multiclass": (ACCURACY, "accuracy", "score"),
+    "regression": (("mse",), "mse", "loss"),
+    "clustering": (("msd",), "msd", "loss"),
+    "projection": (("reconstruction_error",), "reconstruction_error", "loss"),
 }
 
 
 def lift(task: str, result: dict, base: dict) -> dict:
     """Model vs baseline on one channel: the figures, the lift, and one sentence."""
     names, key, kind = COMPARISON[task]
-    name = next((n for n in ((names,) if isinstance(names, str) else names) if n in result), None)
+    name = next((n for n in names if n in result), None)
     if name is None or key not in base:
         return {}
     model, ref = float(result[name]), float(base[key])

@@ -18,6 +18,7 @@ from ..algorithms.base import EVAL_BATCH, Context
 from ..data.blocks import rebatch
 from ..errors import TrainingStopped
 from .baseline import BaselineStats, baseline
+from .metrics import ACCURACY
 from .plan import Plan
 from .split import IGNORE, ROLE_NAMES, TEST, TRAIN, VALIDATION
 
@@ -61,7 +62,8 @@ def evaluate(model, plan: Plan, scored=(TRAIN, VALIDATION, TEST)) -> Scores:
             roles = plan.split.roles(block, first)
             for role in np.unique(roles):
                 if role != IGNORE:
-                    sink(int(role), plan.source.name, block if (roles == role).all() else block.take(roles == role))
+                    mask = roles == role
+                    sink(int(role), plan.source.name, block if mask.all() else block.take(mask))
         first += len(block)
     for role, channel in ((VALIDATION, plan.validation), (TEST, plan.test)):
         if channel is not None:
@@ -73,7 +75,7 @@ def evaluate(model, plan: Plan, scored=(TRAIN, VALIDATION, TEST)) -> Scores:
 def headline(task: str, result: dict, base: dict) -> tuple[str, float]:
     """The one number per task that k-fold compares across folds (scale-free where the task allows)."""
     if task in ("binary", "multiclass"):
-        accuracy = next(result[k] for k in ("binary_classification_accuracy", "multiclass_accuracy", "accuracy") if k in result)
+        accuracy = next(result[k] for k in ACCURACY if k in result)
         return "error", 1.0 - accuracy
     if task == "regression":
         return "r2", result["r2"]

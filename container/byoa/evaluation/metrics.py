@@ -32,6 +32,9 @@ class MetricDef:
         return [{"Name": f"{c}:{self.name}", "Regex": self.regex(c)} for c in CHANNELS]
 
 
+ACCURACY = ("binary_classification_accuracy", "multiclass_accuracy", "accuracy")  # a classifier result holds one of these
+
+
 def scalars(result: dict) -> dict:
     """The numeric metrics of a result (what goes into metric lines), without its details (matrices, curves)."""
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

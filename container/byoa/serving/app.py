@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from ..data.blocks import first_non_finite
 from . import codecs
 from .codecs import ClientError
 
@@ -96,15 +96,12 @@ def check_records(X, model) -> object:
         if got < expected:
             X = X.tocsr().copy()
             X.resize((X.shape[0], expected))
-        values = X.data
-    else:
-        if got != expected:
-            raise codecs.bad_request(f"each record needs {expected} features (the model's); got {got} (record 0)")
-        values = X
-    if not np.isfinite(values).all():
-        dense = X.toarray() if hasattr(X, "toarray") else X
-        row, col = np.argwhere(~np.isfinite(dense))[0]
-        raise codecs.bad_request(f"record {row}, feature {col} is {dense[row, col]}: the model needs finite numbers")
+    elif got != expected:
+        raise codecs.bad_request(f"each record needs {expected} features (the model's); got {got} (record 0)")
+    bad = first_non_finite(X)
+    if bad is not None:
+        row, col, value = bad
+        raise codecs.bad_request(f"record {row}, feature {col} is {value}: the model needs finite numbers")
     return X
 
 
