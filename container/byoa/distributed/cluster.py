@@ -17,10 +17,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import ConfigError, UserError
 
 log = logging.getLogger("byoa.train")
+
+# Dask's own INFO lines (and its tracebacks when the cluster closes on purpose) would drown the job's log.
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 DEFAULT_PORT = 8786
 DEFAULT_JOIN_TIMEOUT = 300.0
@@ -95,7 +99,10 @@ class Cluster:
     client: object = None
 
     def _spawn(self, args: list[str]) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=sys.stderr, stderr=sys.stderr)
+        """A Dask process that can import this package (its tasks are this package's functions)."""
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=sys.stderr, stderr=sys.stderr, env=env)
         self.processes.append(proc)
         return proc
 
@@ -157,7 +164,10 @@ class Cluster:
         log.info("cluster: host %s joins the scheduler on %s", self.spec.current, self.spec.leader)
         worker = self.start_worker()
         code = worker.wait()
-        log.info("cluster: the scheduler closed; worker of %s exited with %s", self.spec.current, code)
+        if code != 0:
+            raise UserError(f"the Dask worker of host {self.spec.current} stopped with exit status {code} before the "
+                            f"first host {self.spec.leader} closed the training cluster")
+        log.info("cluster: the first host closed the training cluster; the worker of %s has exited", self.spec.current)
         return 0
 
     def shutdown(self) -> None:

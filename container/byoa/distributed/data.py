@@ -1,4 +1,4 @@
-"""What one host's worker reads: its own channel files or FIFOs, and its share of the records.
+"""What one host reads: its own channel files or FIFOs, and its share of the records.
 
 ``ShardedByS3Key``: each host already holds its own files, so it reads them all.
 ``FullyReplicated``: every host holds everything, so host i of n keeps the records whose
@@ -8,23 +8,11 @@ does not leave a host idle.
 
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
 import numpy as np
 
-from ..data.blocks import Block
-from ..data.channels import Channel, ChannelSpec
-from ..paths import Paths
-
-
-def host_channel(name: str, epoch: int) -> Channel:
-    """This host's channel, positioned at ``epoch`` (Pipe mode opens FIFO ``<name>_<epoch>``)."""
-    paths = Paths.from_env()
-    config = paths.read_json("inputdataconfig.json")
-    channel = Channel(ChannelSpec.from_config(name, config[name]), paths.data, float(os.environ.get("TRAIN_PIPE_TIMEOUT", "600")))
-    channel.passes_done = epoch
-    return channel
+from ..data.blocks import Block, gather
 
 
 def share(blocks: Iterator[Block], host_index: int, n_hosts: int, distribution: str) -> Iterator[Block]:
@@ -40,3 +28,32 @@ def share(blocks: Iterator[Block], host_index: int, n_hosts: int, distribution: 
             yield block
         elif mine.any():
             yield block.take(mine)
+
+
+class HostShare:
+    """A channel as one host of n sees it: the same passes, only this host's records."""
+
+    def __init__(self, channel, host_index: int, n_hosts: int):
+        self.channel, self.host_index, self.n_hosts = channel, host_index, n_hosts
+
+    @property
+    def name(self) -> str:
+        return self.channel.name
+
+    @property
+    def spec(self):
+        return self.channel.spec
+
+    @property
+    def bytes_last_pass(self) -> int:
+        return self.channel.bytes_last_pass
+
+    def describe(self) -> str:
+        split = self.n_hosts > 1 and self.spec.distribution != "ShardedByS3Key"
+        return self.channel.describe() + (f"; this host keeps records i with i % {self.n_hosts} == {self.host_index}" if split else "")
+
+    def next_pass(self) -> Iterator[Block]:
+        return share(self.channel.next_pass(), self.host_index, self.n_hosts, self.spec.distribution)
+
+    def read_all(self) -> Block | None:
+        return gather(self.next_pass())

@@ -304,3 +304,29 @@ class Reservoir:
         if self.items is None:
             return []
         return [s[: self.filled] for s in self.items]
+
+    def subsample(self, count: int, rng) -> list[np.ndarray]:
+        """``count`` of the kept rows, at random: this reservoir's part of a sample merged across hosts."""
+        kept = self.sample()
+        pick = np.sort(rng.choice(self.filled, count, replace=False)) if kept else []
+        return [c[pick] for c in kept]
+
+    def merge(self, other: "Reservoir") -> None:
+        """Fold another host's reservoir in: the result is a uniform sample of all rows both saw."""
+        if other.items is None:
+            return
+        if self.items is None:
+            self.items, self.filled, self.seen = [c.copy() for c in other.items], other.filled, other.seen
+            return
+        mine, theirs = host_shares([self.seen, other.seen], self.size, self.rng)
+        columns = [np.concatenate(pair) for pair in zip(self.subsample(mine, self.rng), other.subsample(theirs, self.rng))]
+        self.filled = len(columns[0])
+        for store, c in zip(self.items, columns):
+            store[: self.filled] = c
+        self.seen += other.seen
+
+
+def host_shares(seen: list[int], size: int, rng) -> np.ndarray:
+    """How many rows of a ``size``-row uniform sample of everything come from each host, given
+    how many rows each saw: a multivariate hypergeometric draw (sampling without replacement)."""
+    return rng.multivariate_hypergeometric(np.asarray(seen, np.int64), min(size, int(sum(seen))))
