@@ -64,7 +64,7 @@ def deal(files: list[Path], n: int) -> list[list[tuple[str, bytes]]]:
 
 def lay_out(source: Path, work: Path, n: int, distribution: str, overrides: dict) -> list[Path]:
     config = source / "input" / "config"
-    hyperparameters = {**json.loads((config / "hyperparameters.json").read_text()), **overrides}
+    hyperparameters = {k: v for k, v in {**json.loads((config / "hyperparameters.json").read_text()), **overrides}.items() if v != ""}
     channels = json.loads((config / "inputdataconfig.json").read_text())
     hosts = host_names(n)
     bases = [work / h for h in hosts]
@@ -111,7 +111,7 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=HERE / "test_dir", help="a job folder laid out like /opt/ml")
     parser.add_argument("--work", type=Path, default=Path("/tmp/byoa-cluster"))
     parser.add_argument("--port", type=int, default=8786, help="the scheduler's port (TRAIN_SCHEDULER_PORT)")
-    parser.add_argument("overrides", nargs="*", help="hyperparameters NAME=VALUE replacing the source job's")
+    parser.add_argument("overrides", nargs="*", help="hyperparameters NAME=VALUE replacing the source job's (NAME= drops one)")
     args = parser.parse_args()
     if not 2 <= args.hosts <= 254:
         parser.error("--hosts must be between 2 and 254")
