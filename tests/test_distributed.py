@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import pytest
 from conftest import CSV, CSV_NO_LABEL, PROTOBUF, TRAIN, Job, Result, csv_bytes, encode, separable, wait_for
 from serve_helpers import ServeProcess, free_port
 

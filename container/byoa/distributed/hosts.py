@@ -9,6 +9,7 @@ leaving its task waiting forever.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from ..errors import DataError, UserError
@@ -28,6 +29,7 @@ class Hosts:
         workers = cluster.worker_names()
         self.addresses = [workers[h] for h in self.names]
         self.key = uuid.uuid4().hex
+        self.waited = 0.0  # seconds the leader spent waiting for hosts (their reading and computing)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -51,33 +53,38 @@ class Hosts:
         return self._gather(futures, what)
 
     def _gather(self, futures: list, what: str) -> list:
-        from distributed import wait
+        started = time.monotonic()
+        try:
+            return self._wait(futures, what)
+        finally:
+            self.waited += time.monotonic() - started
 
-        while True:
-            for name, future in zip(self.names, futures):
-                if future.status == "error":
-                    exc, tb = future.exception(), future.traceback()
+    def _wait(self, futures: list, what: str) -> list:
+        """Results in host order. A result is fetched from the host's worker, so a worker that dies even
+        after finishing its task leaves the result waiting forever: hence the check for missing hosts."""
+        out = []
+        for name, future in zip(self.names, futures):
+            while True:
+                try:
+                    out.append(future.result(timeout=POLL_SECONDS))
+                    break
+                except TimeoutError:
+                    joined = self.cluster.worker_names()
+                    gone = [n for n in self.names if n not in joined]
+                    if gone:
+                        self._cancel(futures)
+                        raise UserError(f"host {gone[0]} left the training cluster while {what}: its worker stopped or "
+                                        "lost contact with the scheduler (see that host's log); the job cannot finish "
+                                        "without its data") from None
+                except Exception as exc:
                     self._cancel(futures)
-                    self._raise(name, exc, tb)
-            pending = [f for f in futures if not f.done()]
-            if not pending:
-                return [f.result() for f in futures]
-            try:
-                wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
-                continue
-            except TimeoutError:
-                pass
-            joined = self.cluster.worker_names()
-            gone = [n for n, f in zip(self.names, futures) if not f.done() and n not in joined]
-            if gone:
-                self._cancel(futures)
-                raise UserError(f"host {gone[0]} left the training cluster while {what}: its worker stopped or lost "
-                                f"contact with the scheduler (see that host's log); the job cannot finish without its data")
+                    self._raise(name, exc)
+        return out
 
-    def _raise(self, name: str, exc: BaseException, tb) -> None:
+    def _raise(self, name: str, exc: BaseException) -> None:
         if isinstance(exc, UserError):
             raise type(exc)(f"host {name}: {exc}") from None
-        raise exc.with_traceback(tb)
+        raise exc
 
     def _cancel(self, futures: list) -> None:
         try:

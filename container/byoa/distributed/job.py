@@ -70,7 +70,13 @@ class LeaderJob:
         return ClusterPlan(info, warnings)
 
     def fit(self, algo):
-        return REDUCTIONS[algo.name](self.hosts, algo)
+        started, waited = time.monotonic(), self.hosts.waited
+        model = REDUCTIONS[algo.name](self.hosts, algo)
+        on_hosts = self.hosts.waited - waited
+        log.info("fit: %.2f s waiting for the hosts (reading and computing on their data, sending results), "
+                 "%.2f s on %s between calls (reductions: merging, updating, joining)",
+                 on_hosts, time.monotonic() - started - on_hosts, self.spec.leader)
+        return model
 
     def evaluate(self, model) -> Scores:
         parts = self.hosts.call(evaluate_share, model.to_artifacts(), what="evaluating its records")
