@@ -37,8 +37,8 @@ FILES = 8
 JOBS = {
     "random-forest": dict(rows=40_000, features=20, labelled=True,
                           hp={"algorithm": "random-forest", "n_estimators": 200, "seed": 0}),
-    "kmeans": dict(rows=1_000_000, features=20, labelled=False,
-                   hp={"algorithm": "kmeans", "k": 50, "feature_dim": 20, "mini_batch_size": 50_000, "epochs": 3, "seed": 0}),
+    "kmeans": dict(rows=1_000_000, features=50, labelled=False,
+                   hp={"algorithm": "kmeans", "k": 100, "feature_dim": 50, "mini_batch_size": 50_000, "epochs": 5, "seed": 0}),
 }
 
 

@@ -115,6 +115,7 @@ class Cluster:
             "--name", self.spec.current, "--host", self.spec.addresses[self.spec.current],
             "--nthreads", str(available_cpus()), "--nworkers", "1", "--no-nanny", "--no-dashboard",
             "--death-timeout", str(int(self.spec.join_timeout)), "--local-directory", scratch,
+            "--preload", "byoa.distributed.host",  # imports the algorithms while the other hosts join
         ])
 
     def start_leader(self) -> None:
@@ -124,12 +125,12 @@ class Cluster:
         started = time.monotonic()
         address = self.spec.addresses[self.spec.leader]
         self._spawn(["distributed.cli.dask_scheduler", "--host", address, "--port", str(self.spec.port), "--no-dashboard"])
+        self.start_worker()  # at once: it retries until the scheduler listens
         deadline = started + self.spec.join_timeout
         while not _reachable(address, self.spec.port):
             if time.monotonic() > deadline or self.processes[0].poll() is not None:
                 raise UserError(f"the Dask scheduler did not start on {address}:{self.spec.port} (TRAIN_SCHEDULER_PORT)")
-            time.sleep(0.1)
-        self.start_worker()
+            time.sleep(0.05)
         self.client = Client(self.spec.scheduler_address, timeout=max(5, deadline - time.monotonic()))
         while True:
             joined = self.worker_names()

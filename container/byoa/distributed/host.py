@@ -28,10 +28,12 @@ class PassReport:
     records: int
     nbytes: int
     seconds: float
+    busy: float  # of which working (the rest: waiting for the leader and the network)
 
     def describe(self) -> str:
         rate = self.records / self.seconds if self.seconds > 0 else float("inf")
-        return f"{self.host} {self.records} records, {self.nbytes / 1e6:.1f} MB in {self.seconds:.2f} s ({rate:,.0f} records/s)"
+        return (f"{self.host} {self.records} records, {self.nbytes / 1e6:.1f} MB in {self.seconds:.2f} s ({rate:,.0f} records/s; "
+                f"busy {self.busy:.2f} s)")
 
 
 _SESSIONS: dict[str, "HostSession"] = {}
@@ -50,12 +52,13 @@ class HostSession:
         self.plan_seconds = time.monotonic() - started
         self.ctx = Context(host=host, checkpoints=None, emit=lambda line: None)  # the leader writes the job's metric lines
         self.scratch: dict = {}  # per-algorithm state between calls (an open pass, a sample)
+        self.busy = 0.0  # seconds spent in the leader's calls (reading, decoding, computing)
 
     def start_pass(self, batch_size: int, part=None) -> None:
         """The next epoch of this host's training part (or of ``part``), in batches of ``batch_size``."""
         part = part if part is not None else self.plan.fit_inputs()[0]
         self.part, self.batches = part, rebatch(part.next_pass(), batch_size)
-        self.pass_started, self.pass_records = time.monotonic(), 0
+        self.pass_started, self.pass_records, self.pass_busy = time.monotonic(), 0, self.busy
 
     def next_batch(self) -> Block | None:
         batch = next(self.batches, None)
@@ -64,7 +67,8 @@ class HostSession:
         return batch
 
     def pass_report(self) -> "PassReport":
-        return PassReport(self.host, self.pass_records, self.part.bytes_last_pass, time.monotonic() - self.pass_started)
+        return PassReport(self.host, self.pass_records, self.part.bytes_last_pass, time.monotonic() - self.pass_started,
+                          self.busy - self.pass_busy)
 
     def describe(self) -> dict:
         return {"channels": [c.describe() for c in self.channels.values()], "info": self.plan.info,
@@ -73,7 +77,12 @@ class HostSession:
 
 def run(key: str, function, *args):
     """The task the leader submits to one host's worker."""
-    return function(_SESSIONS[key], *args)
+    session = _SESSIONS[key]
+    started = time.monotonic()
+    try:
+        return function(session, *args)
+    finally:
+        session.busy += time.monotonic() - started
 
 
 def open_session(key: str, algorithm: str, hp: dict, host: str, index: int, n_hosts: int) -> dict:
