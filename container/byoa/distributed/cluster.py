@@ -115,7 +115,6 @@ class Cluster:
             "--name", self.spec.current, "--host", self.spec.addresses[self.spec.current],
             "--nthreads", str(available_cpus()), "--nworkers", "1", "--no-nanny", "--no-dashboard",
             "--death-timeout", str(int(self.spec.join_timeout)), "--local-directory", scratch,
-            "--preload", "byoa.distributed.host",  # imports the algorithms while the other hosts join
         ])
 
     def start_leader(self) -> None:
