@@ -90,10 +90,6 @@ def open_session(key: str, algorithm: str, hp: dict, host: str, index: int, n_ho
     return _SESSIONS[key].describe()
 
 
-def close_session(key: str) -> None:
-    _SESSIONS.pop(key, None)
-
-
 def model_on_host(session: HostSession, artifacts: tuple[dict, dict]):
     """A model sent as its artifacts (plain arrays and metadata), rebuilt as ``serve`` would load it."""
     return model_from_artifacts(session.algo_cls.name, *artifacts)

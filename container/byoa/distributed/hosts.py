@@ -92,13 +92,6 @@ class Hosts:
         except Exception:  # the cluster is being torn down anyway
             pass
 
-    def close(self) -> None:
-        try:
-            self._gather([self.client.submit(on_host.close_session, self.key, workers=[a], allow_other_workers=False, pure=False)
-                          for a in self.addresses], "closing")
-        except Exception:  # best effort: the workers exit with the cluster
-            pass
-
 
 def _pass_report(session):
     return session.pass_report()
