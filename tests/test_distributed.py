@@ -282,3 +282,16 @@ def _listening(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_killed_first_host_takes_its_scheduler_and_worker_with_it(tmp_path):
+    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters({"algorithm": "kmeans", "k": 2, "feature_dim": 4})
+    cluster.channel("train", deal(*blobs(n=100), 2), CSV, SHARDED)
+    procs = cluster.start(only={0})
+    assert wait_for(lambda: _listening(cluster.port), timeout=30)
+    family = psutil.Process(procs[0].pid).children(recursive=True)
+    assert len(family) == 2  # the scheduler and the first host's worker
+    procs[0].send_signal(signal.SIGKILL)
+    procs[0].wait()
+    gone, alive = psutil.wait_procs(family, timeout=15)
+    assert not alive, f"left behind: {[p.cmdline() for p in alive]}"

@@ -9,6 +9,7 @@ this cluster only; nothing it pickles is ever written to the model.
 from __future__ import annotations
 
 import json
+import signal
 import logging
 import os
 import socket
@@ -82,6 +83,15 @@ def _resolve(host: str, timeout: float) -> str:
             time.sleep(1)
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the train process dies, even by SIGKILL (Linux), so a killed job leaves
+    no scheduler or worker behind (they would otherwise keep each other alive)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _reachable(address: str, port: int) -> bool:
     try:
         with socket.create_connection((address, port), timeout=1):
@@ -102,7 +112,8 @@ class Cluster:
         """A Dask process that can import this package (its tasks are this package's functions)."""
         package_root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=sys.stderr, stderr=sys.stderr, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=sys.stderr, stderr=sys.stderr, env=env,
+                                preexec_fn=_die_with_parent)
         self.processes.append(proc)
         return proc
 
