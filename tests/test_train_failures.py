@@ -132,10 +132,20 @@ def test_unlabelled_data_for_a_supervised_algorithm(job):
     failed(job.run(), r"channel 'train' has records without a label")
 
 
-def test_multi_host_is_refused_until_supported(job):
+@pytest.mark.parametrize("resources, env, message", [
+    ({"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}, {"TRAIN_HOST_ADDRESSES": '{"algo-1": "127.0.0.1"}'},
+     r"TRAIN_HOST_ADDRESSES has no address for hosts \['algo-2'\]"),
+    ({"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}, {"TRAIN_HOST_ADDRESSES": "{not json"},
+     r"TRAIN_HOST_ADDRESSES is not a JSON object"),
+    ({"current_host": "algo-9", "hosts": ["algo-1", "algo-2"]}, {"TRAIN_HOST_ADDRESSES": '{"algo-1": "127.0.0.1", "algo-2": "127.0.0.2"}'},
+     r"current_host 'algo-9' is not in hosts \['algo-1', 'algo-2'\]"),
+    ({"current_host": "algo-1", "hosts": ["byoa-no-such-host-1.invalid", "algo-1"]}, {"TRAIN_JOIN_TIMEOUT": "1"},
+     r"host name 'byoa-no-such-host-1.invalid' does not resolve \(after 1 s\)"),
+])
+def test_multi_host_configuration_errors_fail_before_any_cluster_starts(job, resources, env, message):
     job.hyperparameters(KMEANS).channel("train", csv_bytes(X), CSV + ";label_size=0")
-    (job.config_dir / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}))
-    failed(job.run(), r"trains on one instance, but resourceconfig.json lists hosts \['algo-1', 'algo-2'\]")
+    (job.config_dir / "resourceconfig.json").write_text(json.dumps(resources))
+    failed(job.run(env), message)
 
 
 @pytest.mark.parametrize("bad", [b"1,nan,3\n", b"1,inf,3\n"])

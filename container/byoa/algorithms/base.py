@@ -89,6 +89,10 @@ class Evaluator:
         """Scalar metrics by name (the names of CONTRACT.md), plus non-scalar details."""
         raise NotImplementedError
 
+    def merge(self, other: "Evaluator") -> None:
+        """Add another host's evaluator of the same role (multi-host evaluation)."""
+        self.acc.merge(other.acc)
+
 
 class Algorithm:
     """Fits a Model from channels. ``params`` is the single declaration of its hyperparameters."""

@@ -5,6 +5,7 @@ reduces them to ``k``. Memory is bounded by ``mini_batch_size``."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,12 +13,15 @@ import scipy.sparse as sp
 from ..data.blocks import Block, dense
 from ..errors import DataError
 from ..evaluation import metrics as M
+from ..evaluation.split import HashPositions
 from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real
 from .base import COMMON, Algorithm, Evaluator, Model, stream_epochs
 
 log = logging.getLogger("byoa.train")
 
 SILHOUETTE_SAMPLE = 2000
+INIT_POOL_FACTOR = 20  # kmeans++ seeds from a pool of 20x the streaming centres
+INIT_HASH_SALT = 2**32  # initial centres hash with another key than the data split
 
 
 def squared_distances(X, centers: np.ndarray) -> np.ndarray:
@@ -28,6 +32,53 @@ def squared_distances(X, centers: np.ndarray) -> np.ndarray:
         x2 = np.einsum("ij,ij->i", X, X)
     d = x2[:, None] - 2.0 * (X @ centers.T) + np.einsum("ij,ij->i", centers, centers)[None, :]
     return np.maximum(np.asarray(d), 0.0)
+
+
+def init_candidates(X, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m`` records of a batch with the smallest seeded hash of their values (dense), and those hashes.
+
+    A hash, not the batch order, picks the initial centres, so the pick does not depend on
+    how the records are split into files, hosts or batches: gathered from every host and cut
+    to the ``m`` smallest again, the same data gives the same initial centres.
+    """
+    h = HashPositions(seed + INIT_HASH_SALT).hash(X, None)
+    pick = np.argsort(h, kind="stable")[:m]
+    return dense(X[pick]).astype(np.float64), h[pick]
+
+
+def smallest_hashes(candidates: list[tuple[np.ndarray, np.ndarray]], m: int) -> np.ndarray:
+    X = np.concatenate([c[0] for c in candidates])
+    h = np.concatenate([c[1] for c in candidates])
+    return X[np.lexsort((np.arange(len(h)), h))[:m]]
+
+
+@dataclass
+class RoundReport:
+    """What one host sends the leader for one mini-batch: statistics, plus a few far records for reseeding."""
+
+    n: int
+    d_sum: float
+    far_X: np.ndarray
+    far_d: np.ndarray
+    sums: np.ndarray
+    counts: np.ndarray
+
+
+def round_report(X, centers: np.ndarray, far_cap: int) -> RoundReport:
+    d = squared_distances(X, centers)
+    closest = d.min(axis=1)
+    far = np.argsort(-closest, kind="stable")[:far_cap]
+    sums, counts = batch_statistics(X, centers, d)
+    return RoundReport(len(closest), float(closest.sum()), dense(X[far]).astype(np.float64), closest[far], sums, counts)
+
+
+def batch_statistics(X, centers: np.ndarray, d: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-centre sums and counts of the batch."""
+    closest = (squared_distances(X, centers) if d is None else d).argmin(axis=1)
+    k = len(centers)
+    onehot = sp.csr_matrix((np.ones(len(closest)), (closest, np.arange(len(closest)))), shape=(k, len(closest)))
+    sums = np.asarray(dense(onehot @ X), dtype=np.float64)
+    return sums, np.bincount(closest, minlength=k).astype(np.float64)
 
 
 class KMeansModel(Model):
@@ -75,6 +126,11 @@ class _KMeansEvaluator(Evaluator):
         self.n += len(block)
         self.ssd += float(np.square(out["distance_to_cluster"].astype(np.float64)).sum())
         self.sample.add(dense(block.X), out["closest_cluster"])
+
+    def merge(self, other: "_KMeansEvaluator") -> None:
+        self.n += other.n
+        self.ssd += other.ssd
+        self.sample.merge(other.sample)
 
     def result(self) -> dict:
         result = {"msd": self.ssd / max(self.n, 1), "ssd": self.ssd}
@@ -129,46 +185,63 @@ class KMeansAlgorithm(Algorithm):
         self.centers, self.counts = arrays["centers"].astype(np.float64), arrays["counts"].astype(np.float64)
         self.msd = meta["msd"]
 
-    def _init_centers(self, X) -> None:
-        X = dense(X).astype(np.float64)
-        n = min(self.n_centers, len(X))
+    @property
+    def init_sample_size(self) -> int:
+        """Records the initial centres are drawn from: the centres themselves (random), or a pool (kmeans++)."""
+        return self.n_centers * (INIT_POOL_FACTOR if self.hp["init_method"] == "kmeans++" else 1)
+
+    def _init_centers(self, pool: np.ndarray) -> None:
+        """``pool``: the sample of ``init_candidates``, in hash order."""
+        n = min(self.n_centers, len(pool))
         if self.hp["init_method"] == "kmeans++":
             from sklearn.cluster import kmeans_plusplus
 
-            centers, _ = kmeans_plusplus(X, n, random_state=self.hp["seed"])
+            centers, _ = kmeans_plusplus(pool, n, random_state=self.hp["seed"])
         else:
-            centers = X[self.rng.choice(len(X), n, replace=False)]
+            centers = pool[:n].copy()
         if n < self.n_centers:
-            log.warning("first mini-batch has %d records; using %d streaming centres instead of %d", len(X), n, self.n_centers)
+            log.warning("first mini-batch has %d records; using %d streaming centres instead of %d", len(pool), n, self.n_centers)
         self.centers = centers
         self.counts = np.zeros(n)
 
     def step(self, batch: Block) -> None:
         if self.centers is None:
-            self._init_centers(batch.X)
-        d = squared_distances(batch.X, self.centers)
-        if self.reseed_far(batch.X, d.min(axis=1)):
-            d = squared_distances(batch.X, self.centers)
-        self.update(*self.batch_statistics(batch.X, d))
+            self._init_centers(smallest_hashes([init_candidates(batch.X, self.init_sample_size, self.hp["seed"])], self.init_sample_size))
+        self.absorb([round_report(batch.X, self.centers, self.far_cap)], lambda: [batch_statistics(batch.X, self.centers)])
 
-    def reseed_far(self, X, d: np.ndarray) -> bool:
+    @property
+    def far_cap(self) -> int:
+        """Far records a batch offers for reseeding: 4x the most centres one round may move."""
+        return 4 * max(1, len(self.centers) // 4)
+
+    def absorb(self, reports: list["RoundReport"], restat) -> None:
+        """One round: reseed far, then move the centres by the batch's per-centre sums and counts.
+
+        ``reports``: one per host (one in a single-host job). ``restat()`` recomputes the
+        (sums, counts) of each host's batch when reseeding moved centres.
+        """
+        stats = restat() if self.reseed_far(reports) else [(r.sums, r.counts) for r in reports]
+        self.update(sum(s for s, _ in stats), sum(c for _, c in stats))
+
+    def reseed_far(self, reports: list["RoundReport"]) -> bool:
         """Move the least-used centres to records far from every centre (greedy farthest-first).
 
-        ``d``: each record's squared distance to its closest centre. "Far" is 4x the
-        running mean squared distance. Without this, data sorted by cluster (common in
-        files) leaves every centre seeded from the first batch in the first cluster, and
-        the later clusters get only what they can drag. Returns whether a centre moved.
+        "Far" is 4x the running mean squared distance to the closest centre. Without this,
+        data sorted by cluster (common in files) leaves every centre seeded from the first
+        batch in the first cluster, and the later clusters get only what they can drag.
+        Candidates are each batch's ``far_cap`` farthest records. Returns whether a centre moved.
         """
-        batch_msd = float(d.mean())
+        batch_msd = sum(r.d_sum for r in reports) / max(sum(r.n for r in reports), 1)
         typical = self.msd if self.msd is not None else batch_msd
         self.msd = batch_msd if self.msd is None else 0.9 * self.msd + 0.1 * batch_msd
-        far = np.flatnonzero(d > 4.0 * typical) if typical > 0 else np.zeros(0, np.int64)
+        far_d = np.concatenate([r.far_d for r in reports])
+        far = np.flatnonzero(far_d > 4.0 * typical) if typical > 0 else np.zeros(0, np.int64)
         budget = min(len(far), max(1, len(self.centers) // 4))
         if budget == 0 or self.counts.sum() == 0:
             return False
         victims = np.argsort(self.counts, kind="stable")[:budget]
-        points = dense(X[far]).astype(np.float64)
-        dist = d[far].copy()
+        points = np.concatenate([r.far_X for r in reports])[far]
+        dist = far_d[far].copy()
         moved = False
         for victim in victims:
             i = int(np.argmax(dist))
@@ -179,14 +252,6 @@ class KMeansAlgorithm(Algorithm):
             moved = True
             dist = np.minimum(dist, np.square(points - points[i]).sum(axis=1))
         return moved
-
-    def batch_statistics(self, X, d: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per-centre sums and counts of the batch: all one host needs to send in a distributed round."""
-        closest = (squared_distances(X, self.centers) if d is None else d).argmin(axis=1)
-        k = len(self.centers)
-        onehot = sp.csr_matrix((np.ones(len(closest)), (closest, np.arange(len(closest)))), shape=(k, len(closest)))
-        sums = np.asarray(dense(onehot @ X), dtype=np.float64)
-        return sums, np.bincount(closest, minlength=k).astype(np.float64)
 
     def update(self, sums: np.ndarray, counts: np.ndarray) -> None:
         """Each centre moves to the running mean of its points (per-centre rate 1/count)."""

@@ -153,18 +153,30 @@ class KNNAlgorithm(Algorithm):
             if target > hp["feature_dim"]:
                 raise ConfigError(f"dimension_reduction_target={target} is larger than feature_dim={hp['feature_dim']}")
 
-    def fit(self, train, validation):
-        log.info("knn reads the training data once (epoch 0) to draw its sample")
-        projection = None
-        if self.hp["dimension_reduction_type"] == "sign":
-            target = self.hp["dimension_reduction_target"]
-            projection = (self.rng.integers(0, 2, (self.hp["feature_dim"], target)) * 2 - 1).astype(np.float32) / np.sqrt(target)
-        sample = M.Reservoir(self.hp["sample_size"], self.hp["seed"])
+    def projection(self) -> np.ndarray | None:
+        """The random +-1 projection of ``sign``: drawn from the seed first, so every host draws the same."""
+        if self.hp["dimension_reduction_type"] != "sign":
+            return None
+        target = self.hp["dimension_reduction_target"]
+        rng = np.random.default_rng(self.hp["seed"])
+        return (rng.integers(0, 2, (self.hp["feature_dim"], target)) * 2 - 1).astype(np.float32) / np.sqrt(target)
+
+    def draw(self, train, seed) -> M.Reservoir:
+        """A uniform sample of ``sample_size`` records of one pass (projected when asked)."""
+        projection = self.projection()
+        sample = M.Reservoir(self.hp["sample_size"], seed)
         for batch in batches(train, self.hp["mini_batch_size"]):
             X = dense(batch.X).astype(np.float32)
             sample.add(X @ projection if projection is not None else X, require_labels(batch, train.name))
-        if sample.seen == 0:
-            raise DataError(f"channel '{train.name}' has no records")
-        X, y = sample.sample()
-        log.info("knn sample: %d of %d records", len(X), sample.seen)
-        return KNNModel(self.hp["predictor_type"], self.hp["k"], self.hp["index_metric"], X, y, projection)
+        return sample
+
+    def model_from(self, X: np.ndarray, y: np.ndarray, seen: int, channel: str) -> KNNModel:
+        if seen == 0:
+            raise DataError(f"channel '{channel}' has no records")
+        log.info("knn sample: %d of %d records", len(X), seen)
+        return KNNModel(self.hp["predictor_type"], self.hp["k"], self.hp["index_metric"], X, y, self.projection())
+
+    def fit(self, train, validation):
+        log.info("knn reads the training data once (epoch 0) to draw its sample")
+        sample = self.draw(train, self.hp["seed"])
+        return self.model_from(*(sample.sample() or (None, None)), sample.seen, train.name)

@@ -5,6 +5,7 @@ threshold selection for binary classifiers."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,6 +84,42 @@ def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict) -> tupl
     if loss == "eps_insensitive_squared_loss":
         return 0.5 * excess**2, (np.sign(r) * excess)[:, None]
     return excess, (np.sign(r) * (excess > 0))[:, None]  # eps_insensitive_absolute_loss
+
+
+@dataclass
+class ScalerStats:
+    """Sums over the first ``num_point_for_scaler`` records: the scaler, label scaling and class weights
+    come from these, so hosts can add theirs up."""
+
+    n: int
+    sparse: bool
+    sum_x: np.ndarray
+    sum_x2: np.ndarray
+    sum_y: float
+    sum_y2: float
+    label_counts: np.ndarray
+
+    @classmethod
+    def of(cls, sample: Block, n_classes: int) -> "ScalerStats":
+        """``n_classes``: 0 for a regressor (no label counts)."""
+        X, y = sample.X, sample.y.astype(np.float64)
+        if sp.issparse(X):
+            sum_x, sum_x2 = np.asarray(X.sum(axis=0), np.float64).ravel(), np.asarray(X.multiply(X).sum(axis=0), np.float64).ravel()
+        else:
+            X = X.astype(np.float64)
+            sum_x, sum_x2 = X.sum(axis=0), np.einsum("ij,ij->j", X, X)
+        counts = np.bincount(y.astype(np.int64), minlength=max(n_classes, 2)) if n_classes else np.zeros(2, np.int64)
+        return cls(len(y), sp.issparse(sample.X), sum_x, sum_x2, float(y.sum()), float(y @ y), counts)
+
+    def merge(self, other: "ScalerStats") -> None:
+        self.n += other.n
+        self.sparse = self.sparse or other.sparse
+        self.sum_x = self.sum_x + other.sum_x
+        self.sum_x2 = self.sum_x2 + other.sum_x2
+        self.sum_y += other.sum_y
+        self.sum_y2 += other.sum_y2
+        width = max(len(self.label_counts), len(other.label_counts))
+        self.label_counts = np.pad(self.label_counts, (0, width - len(self.label_counts))) + np.pad(other.label_counts, (0, width - len(other.label_counts)))
 
 
 class LinearModel(BinaryThreshold, Model):
@@ -304,31 +341,33 @@ class LinearLearnerAlgorithm(Algorithm):
             if len(bad):
                 raise DataError(f"predictor_type=multiclass_classifier with num_classes={self.n_out} needs labels 0..{self.n_out - 1}; found {bad[0]:g}")
 
-    def _setup(self, sample: Block) -> None:
-        X, y = sample.X, sample.y
-        d = X.shape[1]
+    def _setup(self, stats: "ScalerStats") -> None:
+        d = len(stats.sum_x)
         if self.hp["normalize_data"]:
-            if sp.issparse(X):
-                sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
-                self.mean, self.scale = np.zeros(d), np.sqrt(sq)
+            n = max(stats.n, 1)
+            if stats.sparse:
+                self.mean, self.scale = np.zeros(d), np.sqrt(stats.sum_x2 / n)
             else:
-                self.mean, self.scale = X.mean(axis=0).astype(np.float64), X.std(axis=0).astype(np.float64)
+                self.mean = stats.sum_x / n
+                self.scale = np.sqrt(np.maximum(stats.sum_x2 / n - self.mean**2, 0.0))
             self.scale[self.scale < 1e-8] = 1.0
         else:
             self.mean, self.scale = np.zeros(d), np.ones(d)
         if self.normalize_label:
-            self.label_mean, self.label_scale = float(y.mean()), float(y.std()) or 1.0
+            mean = stats.sum_y / stats.n
+            self.label_mean, self.label_scale = float(mean), float(np.sqrt(max(stats.sum_y2 / stats.n - mean**2, 0.0))) or 1.0
         kind = self.hp["predictor_type"]
+        counts = stats.label_counts
         if kind == "binary_classifier":
             mult = self.hp["positive_example_weight_mult"]
-            pos = float((y == 1).sum())
+            pos = float(counts[1])
             if mult in ("auto", "balanced"):
-                mult = (len(y) - pos) / pos if pos else 1.0
-                log.info("positive_example_weight_mult=%s -> %.4f (negatives/positives in the first %d records)", self.hp["positive_example_weight_mult"], mult, len(y))
+                mult = (stats.n - pos) / pos if pos else 1.0
+                log.info("positive_example_weight_mult=%s -> %.4f (negatives/positives in the first %d records)", self.hp["positive_example_weight_mult"], mult, stats.n)
             self.class_weights = np.array([1.0, mult])
         elif kind == "multiclass_classifier" and self.hp["balance_multiclass_weights"]:
-            counts = np.bincount(y.astype(np.int64), minlength=self.n_out).astype(np.float64)
-            self.class_weights = np.where(counts > 0, len(y) / (self.n_out * np.maximum(counts, 1)), 1.0)
+            counts = counts[: self.n_out].astype(np.float64)
+            self.class_weights = np.where(counts > 0, stats.n / (self.n_out * np.maximum(counts, 1)), 1.0)
         else:
             self.class_weights = np.ones(max(self.n_out, 2))
         if self.hp["init_method"] == "uniform":
@@ -338,6 +377,10 @@ class LinearLearnerAlgorithm(Algorithm):
         self.b = np.full(self.n_out, self.hp["init_bias"] if self.hp["use_bias"] else 0.0)
         self.m_W, self.v_W = np.zeros_like(self.W), np.zeros_like(self.W)
         self.m_b, self.v_b = np.zeros_like(self.b), np.zeros_like(self.b)
+
+    @property
+    def n_classes(self) -> int:
+        return 0 if self.hp["predictor_type"] == "regressor" else max(self.n_out, 2)
 
     def _model(self, W=None, b=None) -> LinearModel:
         return LinearModel(
@@ -364,7 +407,7 @@ class LinearLearnerAlgorithm(Algorithm):
         if not self._warmup:
             return
         blocks, self._warmup = self._warmup, []
-        self._setup(concat(blocks))
+        self._setup(ScalerStats.of(concat(blocks), self.n_classes))
         for block in blocks:
             self._update(block.X, block.y)
 
@@ -417,6 +460,10 @@ class LinearLearnerAlgorithm(Algorithm):
                 ev.add(batch)
         else:
             ev = None
+        return self._judge(epoch, ev)
+
+    def _judge(self, epoch: int, ev) -> bool:
+        """The epoch's objective (on validation when there is some), the best parameters so far, and whether to stop."""
         if ev is not None:
             objective = self._objective(ev.acc)
             source = "validation"

@@ -74,6 +74,11 @@ class _PCAEvaluator(Evaluator):
         self.total += float(sq.sum())
         self.kept += float(np.einsum("ij,ij->", P, P))
 
+    def merge(self, other: "_PCAEvaluator") -> None:
+        self.n += other.n
+        self.total += other.total
+        self.kept += other.kept
+
     def result(self) -> dict:
         n = max(self.n, 1)
         return {
@@ -136,8 +141,19 @@ class PCAAlgorithm(Algorithm):
     def fit(self, train, validation):
         # Statistics are sums over the data: more epochs would count rows twice, so one pass is made.
         stream_epochs(self, train, 1, self.hp["mini_batch_size"], self.step)
+        return self.finish(train.name)
+
+    def merge(self, other: "PCAAlgorithm") -> None:
+        """Add another host's sums (the random test matrix of ``randomized`` is the same on every host: same seed)."""
+        self.n += other.n
+        self.sum += other.sum
+        self.sumsq += other.sumsq
+        self.second += other.second
+
+    def finish(self, channel: str) -> PCAModel:
+        """The model from the sums of every record."""
         if self.n < 2:
-            raise DataError(f"channel '{train.name}' has {self.n} records; PCA needs at least 2")
+            raise DataError(f"channel '{channel}' has {self.n} records; PCA needs at least 2")
         mean = self.sum / self.n if self.hp["subtract_mean"] else np.zeros_like(self.sum)
         denom = self.n - 1 if self.hp["subtract_mean"] else self.n
         total = (self.sumsq - self.n * mean @ mean) / denom

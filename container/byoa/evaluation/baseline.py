@@ -46,6 +46,17 @@ class BaselineStats:
             self.sx = sx if self.sx is None else self.sx + sx
             self.sxx += float(X.multiply(X).sum()) if sp.issparse(X) else float(np.einsum("ij,ij->", X, X, dtype=np.float64))
 
+    def merge(self, other: "BaselineStats") -> None:
+        """Add another host's sums (multi-host evaluation)."""
+        self.n += other.n
+        for value, count in other.classes.items():
+            self.classes[value] = self.classes.get(value, 0) + count
+        self.sy += other.sy
+        self.syy += other.syy
+        if other.sx is not None:
+            self.sx = other.sx.copy() if self.sx is None else self.sx + other.sx
+        self.sxx += other.sxx
+
     def msd_to(self, centre: np.ndarray) -> float:
         """Mean squared distance of these rows to ``centre``."""
         if not self.n or self.sx is None:

@@ -150,6 +150,11 @@ class BinaryAccumulator:
     def count(self) -> int:
         return int(self.hist.sum())
 
+    def merge(self, other: "BinaryAccumulator") -> None:
+        """Add another host's counts (multi-host evaluation)."""
+        self.hist += other.hist
+        self.log_loss += other.log_loss
+
     def confusion(self, threshold: float) -> tuple[int, int, int, int]:
         edge = int(round(threshold * SCORE_BINS))
         pos, neg = self.hist[1], self.hist[0]
@@ -213,6 +218,11 @@ class MulticlassAccumulator:
         self.top_hits += len(y) if top is None else int((top == y[:, None]).any(axis=1).sum())
         self.log_loss -= float(np.log(np.clip(probs[np.arange(len(y)), y].astype(np.float64), EPS, 1)).sum())
 
+    def merge(self, other: "MulticlassAccumulator") -> None:
+        self.cm += other.cm
+        self.top_hits += other.top_hits
+        self.log_loss += other.log_loss
+
     def result(self, beta: float, classes: list | None = None) -> dict:
         """``classes``: the label of each row of the confusion matrix (default 0..n-1)."""
         m = multiclass_from_confusion(self.cm, beta)
@@ -249,6 +259,13 @@ class RegressionAccumulator:
         self.abs += float(np.abs(err).sum())
         self.sy += float(y.sum())
         self.syy += float(y @ y)
+
+    def merge(self, other: "RegressionAccumulator") -> None:
+        self.n += other.n
+        self.sq += other.sq
+        self.abs += other.abs
+        self.sy += other.sy
+        self.syy += other.syy
 
     def result(self) -> dict:
         n = max(self.n, 1)
@@ -287,3 +304,29 @@ class Reservoir:
         if self.items is None:
             return []
         return [s[: self.filled] for s in self.items]
+
+    def subsample(self, count: int, rng) -> list[np.ndarray]:
+        """``count`` of the kept rows, at random: this reservoir's part of a sample merged across hosts."""
+        kept = self.sample()
+        pick = np.sort(rng.choice(self.filled, count, replace=False)) if kept else []
+        return [c[pick] for c in kept]
+
+    def merge(self, other: "Reservoir") -> None:
+        """Fold another host's reservoir in: the result is a uniform sample of all rows both saw."""
+        if other.items is None:
+            return
+        if self.items is None:
+            self.items, self.filled, self.seen = [c.copy() for c in other.items], other.filled, other.seen
+            return
+        mine, theirs = host_shares([self.seen, other.seen], self.size, self.rng)
+        columns = [np.concatenate(pair) for pair in zip(self.subsample(mine, self.rng), other.subsample(theirs, self.rng))]
+        self.filled = len(columns[0])
+        for store, c in zip(self.items, columns):
+            store[: self.filled] = c
+        self.seen += other.seen
+
+
+def host_shares(seen: list[int], size: int, rng) -> np.ndarray:
+    """How many rows of a ``size``-row uniform sample of everything come from each host, given
+    how many rows each saw: a multivariate hypergeometric draw (sampling without replacement)."""
+    return rng.multivariate_hypergeometric(np.asarray(seen, np.int64), min(size, int(sum(seen))))

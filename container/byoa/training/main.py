@@ -21,22 +21,24 @@ from pathlib import Path
 from .. import __version__
 from ..algorithms import ALGORITHMS
 from ..algorithms.base import Checkpoints, Context
-from ..data.channels import Channel, FeatureCheck, open_channels
+from ..data.channels import Channel
 from ..evaluation import plots
 from ..evaluation import report as evaluation_report
 from ..evaluation.evaluate import cross_validate, evaluate
 from ..evaluation.metrics import CHANNELS, line, scalars
 from ..evaluation.plan import make_plan
+from ..distributed.cluster import Cluster, ClusterSpec
+from ..distributed.job import LeaderJob
 from ..errors import ConfigError, TrainingStopped, UserError
 from ..hyperparameters import decode, parse
 from ..model_io import ArtifactWriter
 from ..paths import Paths
 from . import metric_definitions
 from .failure import write_failure
+from .inputs import read_inputs
 
 log = logging.getLogger("byoa.train")
 
-TRAIN_CHANNELS = ("train", "training")
 EXIT_FAILED, EXIT_STOPPED = 1, 143
 
 
@@ -83,6 +85,12 @@ def _stop_on_sigterm(signum, frame):
     raise TrainingStopped("training stopped by SIGTERM (StopTrainingJob or spot interruption)")
 
 
+def _log_plan(plan) -> None:
+    log.info("split: %s", json.dumps(plan.info))
+    for warning in plan.warnings:
+        log.warning("%s", warning)
+
+
 def train(paths: Paths) -> None:
     timings: dict = {}
     started = time.monotonic()
@@ -97,27 +105,19 @@ def train(paths: Paths) -> None:
         resources = paths.read_json("resourceconfig.json", required=False, default={}) or {}
         host = resources.get("current_host", "algo-1")
         hosts = resources.get("hosts", [host])
-        if len(hosts) > 1:
-            raise ConfigError(
-                f"this image trains on one instance, but resourceconfig.json lists hosts {hosts}: use instance_count=1"
-            )
-        data_config = paths.read_json("inputdataconfig.json", required=False, default={}) or {}
-        if not isinstance(data_config, dict):
-            raise ConfigError("inputdataconfig.json must hold a JSON object of channels")
-        timeout = float(os.environ.get("TRAIN_PIPE_TIMEOUT", "600"))
-        channels = open_channels(data_config, paths.data, timeout)
-        train_name = next((n for n in TRAIN_CHANNELS if n in channels), None)
-        if train_name is None:
-            raise ConfigError(
-                f"no training channel: inputdataconfig.json must have a 'train' (or 'training') channel; got {sorted(channels) or 'none'}"
-            )
-        roles = {"train": channels[train_name], "validation": channels.get("validation"), "test": channels.get("test")}
-        unused = sorted(set(channels) - {train_name, "validation", "test"})
-        check = FeatureCheck(parsed.values.get("feature_dim") if isinstance(parsed.values.get("feature_dim"), int) else None)
-        for channel in channels.values():
-            channel.feature_check = check
+        spec = ClusterSpec.from_env(hosts, host) if len(hosts) > 1 else None
+        if spec is not None and parsed.values["k_fold"]:
+            raise ConfigError(f"k_fold={parsed.values['k_fold']} runs on one instance: with {len(hosts)} hosts, use k_fold=0 "
+                              "(the held-out test split still applies) or instance_count=1")
+        feature_dim = parsed.values.get("feature_dim")
+        channels, roles, unused = read_inputs(paths, feature_dim if isinstance(feature_dim, int) else None)
         folder = _checkpoint_folder(paths)
-        checkpoints = Checkpoints(folder, _fingerprint(algorithm, parsed.values, channels)) if folder and algo_cls.streaming else None
+        checkpoints = None
+        if folder and algo_cls.streaming:
+            if spec is None:
+                checkpoints = Checkpoints(folder, _fingerprint(algorithm, parsed.values, channels))
+            else:
+                log.info("checkpoints are not used by multi-host jobs: a restarted job trains from the start")
 
         log.info("byoa %s: training %s on host %s", __version__, algorithm, host)
         log.info("hyperparameters: %s", json.dumps(parsed.values, default=str, sort_keys=True))
@@ -132,29 +132,41 @@ def train(paths: Paths) -> None:
         if checkpoints:
             log.info("checkpoints: %s (saved at each epoch end, resumed when present)", folder)
 
+    if spec is not None and not spec.is_leader:
+        log.info("host %s serves its data to the training cluster of %s; the model is written there, not here", host, spec.leader)
+        Cluster(spec).follow()
+        return
+    ctx = Context(host=host, checkpoints=checkpoints, emit=_emit)
+    kfold = None
+    if spec is not None:
+        log.info("cluster: hosts %s, scheduler on %s", ", ".join(f"{h}={spec.addresses[h]}" for h in spec.hosts), spec.scheduler_address)
+        with LeaderJob(spec) as job:
+            timings["join"] = job.timings["join"]
+            with phase("split", timings):
+                plan = job.open(algorithm, parsed.values)
+            _log_plan(plan)
+            with phase("fit", timings):
+                model = job.fit(algo_cls(parsed.values, ctx))
+            with phase("evaluate", timings):
+                scores = job.evaluate(model)
+    else:
         with phase("split", timings):
             plan = make_plan(parsed.values, algo_cls, roles["train"], roles["validation"], roles["test"])
-        log.info("split: %s", json.dumps(plan.info))
-        for warning in plan.warnings:
-            log.warning("%s", warning)
+        _log_plan(plan)
+        with phase("fit", timings):
+            model = algo_cls(parsed.values, ctx).fit(*plan.fit_inputs())
+        if parsed.values["k_fold"]:
+            with phase("k_fold", timings):
+                kfold = cross_validate(algo_cls, parsed.values, plan, host)
+            log.info("k-fold verdict: %s", kfold["verdict"])
+        with phase("evaluate", timings):
+            scores = evaluate(model, plan)
 
-    ctx = Context(host=host, checkpoints=checkpoints, emit=_emit)
-    with phase("fit", timings):
-        model = algo_cls(parsed.values, ctx).fit(*plan.fit_inputs())
-
-    kfold = None
-    if parsed.values["k_fold"]:
-        with phase("k_fold", timings):
-            kfold = cross_validate(algo_cls, parsed.values, plan, host)
-        log.info("k-fold verdict: %s", kfold["verdict"])
-
-    with phase("evaluate", timings):
-        scores = evaluate(model, plan)
-        model.finalize(scores.evaluators)
-        results = {role: ev.result() for role, ev in scores.evaluators.items()}
-        for role in CHANNELS:
-            for name, value in scalars(results.get(role, {})).items():
-                _emit(line(host, role, name, model.kind_of(name), value))
+    model.finalize(scores.evaluators)
+    results = {role: ev.result() for role, ev in scores.evaluators.items()}
+    for role in CHANNELS:
+        for name, value in scalars(results.get(role, {})).items():
+            _emit(line(host, role, name, model.kind_of(name), value))
 
     with phase("report", timings):
         report = evaluation_report.build(algorithm, model, plan, results, scores, kfold, timings)

@@ -1,0 +1,126 @@
+"""Multi-host training: wall time of 2 hosts against 1 host, in the same run, each host on its own core.
+
+Target (issue 6): random-forest (200 trees) and kmeans on data that takes a single host
+>= 20 s: 2 hosts >= 1.6x faster. Every host (the single one included) is one
+`container/train` process tree pinned with `taskset` to one core, so the comparison is
+one core against two. Data: RecordIO-protobuf, ShardedByS3Key (each host holds half the
+files; the single host holds all). Reports where the leader's time went: join, opening
+data, fit (waiting for hosts vs reductions on the first host), evaluation.
+
+    python bench/cluster.py [random-forest|kmeans ...]     (default: both)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "container"))
+sys.path.insert(0, str(ROOT / "local_test"))
+
+from byoa.data.protobuf_codec import encode_rows  # noqa: E402
+from train_cluster import cluster_env, host_names, write_config  # noqa: E402
+
+TARGET = 1.6
+FILES = 8
+
+JOBS = {
+    "random-forest": dict(rows=40_000, features=20, labelled=True,
+                          hp={"algorithm": "random-forest", "n_estimators": 200, "seed": 0}),
+    "kmeans": dict(rows=1_000_000, features=50, labelled=False,
+                   hp={"algorithm": "kmeans", "k": 100, "feature_dim": 50, "mini_batch_size": 50_000, "epochs": 5, "seed": 0}),
+}
+
+
+def make_data(spec: dict, folder: Path) -> list[Path]:
+    rng = np.random.default_rng(0)
+    n, d = spec["rows"], spec["features"]
+    centres = rng.normal(scale=4, size=(50, d))
+    X = (centres[rng.integers(0, 50, n)] + rng.normal(size=(n, d))).astype(np.float32)
+    y = ((X[:, :5].sum(axis=1) + rng.normal(scale=2, size=n)) > 0).astype(np.float32) if spec["labelled"] else None
+    folder.mkdir(parents=True)
+    files = []
+    for i in range(FILES):
+        part = slice(i, None, FILES)
+        path = folder / f"part-{i}.pbr"
+        path.write_bytes(encode_rows(X[part], None if y is None else y[part]))
+        files.append(path)
+    return files
+
+
+def lay_out(work: Path, files: list[Path], n: int, hp: dict) -> list[Path]:
+    hosts = host_names(n)
+    channels = {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "File",
+                          "S3DistributionType": "ShardedByS3Key", "RecordWrapperType": "None"}}
+    bases = []
+    for i, host in enumerate(hosts):
+        base = work / f"{n}-hosts" / host
+        data = base / "input" / "data" / "train"
+        data.mkdir(parents=True)
+        for f in files[i::n]:
+            os.link(f, data / f.name)
+        write_config(base, hosts, host, hp, channels)
+        bases.append(base)
+    return bases
+
+
+def run(bases: list[Path], port: int) -> tuple[float, str]:
+    """Wall time of the whole job (every host's train process tree pinned to core i), and the first host's log."""
+    procs = []
+    started = time.monotonic()
+    for i in reversed(range(len(bases))):
+        env = cluster_env(bases[i], len(bases), port) if len(bases) > 1 else {**os.environ, "SAGEMAKER_BASE_DIR": str(bases[i])}
+        log = open(bases[i] / "train.log", "w")
+        procs.append(subprocess.Popen(["taskset", "-c", str(i), sys.executable, str(ROOT / "container" / "train")],
+                                      env=env, stdout=log, stderr=subprocess.STDOUT))
+    codes = [p.wait() for p in procs]
+    wall = time.monotonic() - started
+    text = (bases[0] / "train.log").read_text()
+    if any(codes):
+        raise SystemExit(f"a host failed ({codes}):\n{text[-4000:]}")
+    return wall, text
+
+
+def breakdown(log: str) -> str:
+    timings = json.loads(re.search(r"timings (\{.*\})", log).group(1).replace("'", '"'))
+    parts = [f"{k} {v:.1f} s" for k, v in timings.items() if k in ("join", "split", "fit", "evaluate")]
+    fit = re.search(r"fit: ([\d.]+) s waiting for the hosts.*?, ([\d.]+) s on", log)
+    if fit:
+        parts.append(f"(fit = {fit.group(1)} s hosts reading+computing, {fit.group(2)} s reductions on algo-1)")
+    return ", ".join(parts)
+
+
+def main() -> int:
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("needs 2 cores")
+    chosen = sys.argv[1:] or list(JOBS)
+    work = Path(tempfile.mkdtemp(prefix="byoa-bench-cluster-"))
+    try:
+        for name in chosen:
+            spec = JOBS[name]
+            files = make_data(spec, work / name / "source")
+            size = sum(f.stat().st_size for f in files) / 1e6
+            one, text_one = run(lay_out(work / name, files, 1, spec["hp"]), 0)
+            two, text_two = run(lay_out(work / name, files, 2, spec["hp"]), 18786)
+            ratio = one / two
+            print(f"{name} ({spec['rows']:,} rows x {spec['features']}, {size:.0f} MB): 1 host {one:.1f} s, 2 hosts {two:.1f} s "
+                  f"-> {ratio:.2f}x faster (target >= {TARGET}x: {'met' if ratio >= TARGET else 'NOT met'})")
+            print(f"  1 host : {breakdown(text_one)}")
+            print(f"  2 hosts: {breakdown(text_two)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Multi-host training on Dask."""
