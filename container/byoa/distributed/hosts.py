@@ -93,6 +93,15 @@ class Hosts:
             pass
 
 
+def merged(parts: list):
+    """One object from the hosts' objects of the same kind (evaluators, baseline sums), added up with
+    their ``merge``; None if no host had one."""
+    present = [p for p in parts if p is not None]
+    for other in present[1:]:
+        present[0].merge(other)
+    return present[0] if present else None
+
+
 def _pass_report(session):
     return session.pass_report()
 

@@ -15,7 +15,7 @@ from ..evaluation.evaluate import Scores
 from . import kmeans, knn, linear, pca, trees
 from .cluster import Cluster, ClusterSpec
 from .host import evaluate_share
-from .hosts import Hosts
+from .hosts import Hosts, merged
 
 log = logging.getLogger("byoa.train")
 
@@ -80,18 +80,14 @@ class LeaderJob:
 
     def evaluate(self, model) -> Scores:
         parts = self.hosts.call(evaluate_share, model.to_artifacts(), what="evaluating its records")
-        out = Scores()
         for (scores, seconds), name in zip(parts, self.hosts.names):
             log.info("host %s: evaluated %s in %.2f s", name, scores.sizes(), seconds)
-            for role, stats in scores.stats.items():
-                if role in out.stats:
-                    out.stats[role].merge(stats)
-                else:
-                    out.stats[role] = stats
-            for role, ev in scores.evaluators.items():
-                if role in out.evaluators:
-                    out.evaluators[role].merge(ev)
-                else:
-                    ev.model = model
-                    out.evaluators[role] = ev
+        hosts = [scores for scores, _ in parts]
+        out = Scores()
+        for role in dict.fromkeys(r for s in hosts for r in s.stats):  # roles in the order the hosts met them
+            out.stats[role] = merged([s.stats.get(role) for s in hosts])
+            ev = merged([s.evaluators.get(role) for s in hosts])
+            if ev is not None:
+                ev.model = model
+                out.evaluators[role] = ev
         return out

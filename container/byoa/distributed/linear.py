@@ -20,7 +20,7 @@ from ..data.blocks import concat
 from ..errors import DataError
 from ..evaluation.views import HeldOutStream
 from .host import model_on_host
-from .hosts import epoch_done
+from .hosts import epoch_done, merged
 
 PARAMS = ("W", "b", "m_W", "v_W", "m_b", "v_b")
 SHARED = ("mean", "scale", "label_mean", "label_scale", "class_weights")
@@ -80,27 +80,12 @@ def _validate(session, artifacts):
     return ev
 
 
-def merged(evaluators: list, model):
-    """One evaluator from the hosts' evaluators of a role (None if no host had rows)."""
-    present = [e for e in evaluators if e is not None]
-    if not present:
-        return None
-    first = present[0]
-    for other in present[1:]:
-        first.merge(other)
-    first.model = model
-    return first
-
-
 def fit(hosts, algo: LinearLearnerAlgorithm) -> LinearModel:
     hp = algo.hp
     per_host = math.ceil(hp["mini_batch_size"] / len(hosts))
-    stats = [s for s in hosts.call(_begin, per_host, math.ceil(hp["num_point_for_scaler"] / len(hosts)), what="reading its scaler sample") if s]
-    if not stats:
+    total = merged(hosts.call(_begin, per_host, math.ceil(hp["num_point_for_scaler"] / len(hosts)), what="reading its scaler sample"))
+    if total is None:
         raise DataError("channel 'train' has no records on any host")
-    total = stats[0]
-    for other in stats[1:]:
-        total.merge(other)
     algo._setup(total)
     shared = {k: getattr(algo, k) for k in SHARED}
     validation = hosts.call(_has_validation_channel)[0]
@@ -115,9 +100,9 @@ def fit(hosts, algo: LinearLearnerAlgorithm) -> LinearModel:
         algo.t = max(r["t"] for r in results)
         algo.epoch_loss, algo.epoch_weight = sum(r["loss"] for r in results), sum(r["weight"] for r in results)
         if validation:
-            ev = merged(hosts.call(_validate, algo._model().to_artifacts(), what="scoring its validation data"), None)
+            ev = merged(hosts.call(_validate, algo._model().to_artifacts(), what="scoring its validation data"))
         else:
-            ev = merged([r["progressive"] for r in results], None)
+            ev = merged([r["progressive"] for r in results])
         epoch_done(hosts, algo.ctx, epoch, hp["epochs"])
         if algo._judge(epoch, ev):
             break

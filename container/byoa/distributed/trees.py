@@ -25,16 +25,19 @@ log = logging.getLogger("byoa.train")
 MEMORY_SHARE = 3  # a gathered decision tree may use a third of the leader's available memory
 
 
-def _train_part(session):
-    session.start_pass(2**62)  # in memory: one block
-    block = session.next_batch()
+def _hold_training_part(session):
+    """Read this host's training part (in memory: one block) once, and keep it for the next call."""
+    session.start_pass(2**62)
+    session.scratch["block"] = block = session.next_batch()
     return block
 
 
+def _train_part(session):
+    return session.scratch.pop("block")
+
+
 def _classes(session) -> np.ndarray:
-    session.start_pass(2**62)
-    block = session.next_batch()
-    session.scratch["block"] = block
+    block = _hold_training_part(session)
     return np.zeros(0) if block is None or block.y is None else np.unique(block.y)
 
 
@@ -53,7 +56,7 @@ def _nbytes(block) -> int:
 
 
 def _part_size(session) -> int:
-    block = session.plan.fit_inputs()[0].read_all()
+    block = _hold_training_part(session)
     return 0 if block is None else _nbytes(block)
 
 
