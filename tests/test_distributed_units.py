@@ -31,7 +31,7 @@ def test_sharded_hosts_keep_all_their_records():
 
 
 def test_accumulators_merged_across_hosts_equal_one_accumulator_over_all_records():
-    from byoa.evaluation import metrics as M
+    from byoa.stats import metrics as M
     from byoa.evaluation.baseline import BaselineStats
 
     rng = np.random.default_rng(0)
@@ -74,7 +74,7 @@ def test_initial_kmeans_centres_do_not_depend_on_how_records_are_split():
 
 
 def test_merged_reservoirs_sample_each_host_in_proportion_to_what_it_saw():
-    from byoa.evaluation.metrics import Reservoir
+    from byoa.stats.metrics import Reservoir
 
     shares = []
     for seed in range(200):

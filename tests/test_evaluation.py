@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from byoa.data.blocks import Block
 from byoa.evaluation import plots
 from byoa.evaluation.evaluate import verdict
-from byoa.evaluation.split import (
+from byoa.stats.split import (
     TEST,
     TRAIN,
     VALIDATION,

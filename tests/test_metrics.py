@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from byoa.evaluation import metrics as M
+from byoa.stats import metrics as M
 
 
 def test_worked_example_cat_is_positive():

@@ -14,8 +14,8 @@ import numpy as np
 from ..data.blocks import Block, rebatch
 from ..data.channels import Channel
 from ..errors import DataError
-from ..evaluation import split
-from ..evaluation.metrics import MetricDef
+from ..stats import split
+from ..stats.metrics import MetricDef
 from ..hyperparameters import Integer, Param
 from ..model_io import ArtifactWriter, ModelFormatError, load
 

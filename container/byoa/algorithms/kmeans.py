@@ -12,8 +12,8 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block, dense
 from ..errors import DataError
-from ..evaluation import metrics as M
-from ..evaluation.split import HashPositions
+from ..stats import metrics as M
+from ..stats.split import HashPositions
 from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real
 from .base import COMMON, Algorithm, Evaluator, Model, stream_epochs
 

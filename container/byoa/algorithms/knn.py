@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data.blocks import Block, dense
 from ..errors import ConfigError, DataError
-from ..evaluation import metrics as M
+from ..stats import metrics as M
 from ..hyperparameters import AnyOf, Integer, Options, Param
 from .base import COMMON, Algorithm, Evaluator, Model, batches, require_labels
 from .kmeans import squared_distances

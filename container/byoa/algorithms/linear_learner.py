@@ -12,9 +12,9 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block, concat
 from ..errors import ConfigError, DataError
-from ..evaluation import metrics as M
-from ..evaluation import selection
-from ..evaluation.selection import BinaryThreshold
+from ..stats import metrics as M
+from ..stats import selection
+from ..stats.selection import BinaryThreshold
 from ..evaluation.views import HeldOutStream
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
 from .base import COMMON, Algorithm, Evaluator, Model, batches, require_labels, stream_epochs

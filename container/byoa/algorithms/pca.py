@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block
 from ..errors import ConfigError, DataError
-from ..evaluation import metrics as M
+from ..stats import metrics as M
 from ..hyperparameters import Boolean, Integer, Options, Param
 from .base import COMMON, Algorithm, Evaluator, Model, stream_epochs
 

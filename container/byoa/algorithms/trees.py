@@ -13,9 +13,9 @@ import numpy as np
 from ..cpus import available_cpus
 from ..data.blocks import Block
 from ..errors import ConfigError, DataError
-from ..evaluation import metrics as M
-from ..evaluation import selection
-from ..evaluation.selection import BinaryThreshold
+from ..stats import metrics as M
+from ..stats import selection
+from ..stats.selection import BinaryThreshold
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
 from .tree_walk import Walker
 from .base import COMMON, Algorithm, Evaluator, Model, require_labels

@@ -17,7 +17,7 @@ from ..data.blocks import Block, rebatch
 from ..evaluation.evaluate import Scores, evaluate
 from ..evaluation.plan import make_plan
 from ..paths import Paths
-from ..training.inputs import read_inputs
+from ..data.inputs import read_inputs
 from .data import HostShare
 
 @dataclass

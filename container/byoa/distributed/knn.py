@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..algorithms.knn import KNNAlgorithm, KNNModel
-from ..evaluation.metrics import host_shares
+from ..stats.metrics import host_shares
 from .hosts import epoch_done
 
 

@@ -18,9 +18,9 @@ from ..algorithms.base import EVAL_BATCH, Context
 from ..data.blocks import rebatch
 from ..errors import TrainingStopped
 from .baseline import BaselineStats, baseline
-from .metrics import ACCURACY
+from ..stats.metrics import ACCURACY
 from .plan import Plan
-from .split import IGNORE, ROLE_NAMES, TEST, TRAIN, VALIDATION
+from ..stats.split import IGNORE, ROLE_NAMES, TEST, TRAIN, VALIDATION
 
 log = logging.getLogger("byoa.train")
 

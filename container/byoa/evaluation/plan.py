@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .split import (
+from ..stats.split import (
     TRAIN,
     VALIDATION,
     HashPositions,

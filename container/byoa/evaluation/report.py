@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from .baseline import lift
-from .metrics import CHANNELS, scalars
+from ..stats.metrics import CHANNELS, scalars
 
 REPORT = "evaluation.json"
 

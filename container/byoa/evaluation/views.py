@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from ..data.blocks import Block, gather
-from .split import TRAIN, VALIDATION, Split
+from ..stats.split import TRAIN, VALIDATION, Split
 
 
 class MemoryChannel:

@@ -25,7 +25,7 @@ from ..data.channels import Channel
 from ..evaluation import plots
 from ..evaluation import report as evaluation_report
 from ..evaluation.evaluate import cross_validate, evaluate
-from ..evaluation.metrics import CHANNELS, line, scalars
+from ..stats.metrics import CHANNELS, line, scalars
 from ..evaluation.plan import make_plan
 from ..distributed.cluster import Cluster, ClusterSpec
 from ..distributed.job import LeaderJob
@@ -35,7 +35,7 @@ from ..model_io import ArtifactWriter
 from ..paths import Paths
 from . import metric_definitions
 from .failure import write_failure
-from .inputs import read_inputs
+from ..data.inputs import read_inputs
 
 log = logging.getLogger("byoa.train")
 
