@@ -59,7 +59,7 @@ class RoundReport:
 def round_report(block: Block, centers: np.ndarray, far_cap: int, seed: int) -> RoundReport:
     d = squared_distances(block.X, centers)
     closest = d.min(axis=1)
-    far = np.argsort(-closest, kind="stable")[:far_cap]
+    far = np.argpartition(-closest, far_cap - 1)[:far_cap] if far_cap < len(closest) else np.arange(len(closest))
     far_block = block.take(far)
     h = record_hashes(far_block, seed)
     order = np.lexsort((h, -closest[far]))

@@ -59,9 +59,14 @@ class Hosts:
                 except TimeoutError:
                     gone = [n for n in self.names if n not in self.leader.workers()]
                     if gone:
-                        raise UserError(f"host {gone[0]} left the training cluster while {what}: its train process stopped or "
-                                        "lost contact with the first host (see that host's log); the job cannot finish "
-                                        "without its data") from None
+                        raise _left(gone[0], what) from None
                 except UserError as exc:
                     raise type(exc)(f"host {name}: {exc}") from None
+                except OSError:  # the connection to its worker broke (CommClosedError is one)
+                    raise _left(name, what) from None
         return out
+
+
+def _left(host: str, what: str) -> UserError:
+    return UserError(f"host {host} left the training cluster while {what}: its train process stopped or lost contact with "
+                     "the first host (see that host's log); the job cannot finish without its data")

@@ -26,14 +26,18 @@ class Dealer:
         self.active = count > 1 and distribution == REPLICATED
         self.next: dict = defaultdict(int)  # role -> index of its next record in this pass
 
+    def mask(self, n: int, role=None) -> np.ndarray | None:
+        """Which of the next ``n`` records of ``role`` are this host's; None: all of them."""
+        if not self.active:
+            return None
+        first = self.next[role]
+        self.next[role] = first + n
+        return (np.arange(first, first + n) % self.count) == self.index
+
     def share(self, block: Block, role=None) -> Block | None:
         """This host's records of ``block`` (all of them unless replicated data is dealt); None if none."""
-        if not self.active:
-            return block
-        first = self.next[role]
-        self.next[role] = first + len(block)
-        mine = (np.arange(first, first + len(block)) % self.count) == self.index
-        if mine.all():
+        mine = self.mask(len(block), role)
+        if mine is None or mine.all():
             return block
         return block.take(mine) if mine.any() else None
 

@@ -25,7 +25,7 @@ from ..evaluation.evaluate import Scores, evaluate
 from ..evaluation.plan import Plan, make_plan
 from ..paths import Paths
 from ..stats.metrics import CHANNELS
-from ..stats.samples import HashSample
+from ..stats.samples import HashSample, from_split_hashes
 from ..stats.split import ROLE_NAMES, TRAIN
 
 DEFAULT_BUDGET_MB = 256
@@ -100,15 +100,17 @@ class Partition:
         """This partition's training records of one pass; the first pass also keeps the records for evaluation."""
         dealer = Dealer(self.index, self.count, self.plan.source.spec.distribution)
         keep = not self.filled
-        for role, block in self.plan.role_blocks():
-            mine = dealer.share(block, role)
-            if mine is None:
-                continue
+        for role, block, h in self.plan.role_blocks() if keep else self.plan.role_blocks((TRAIN,)):
+            mine = dealer.mask(len(block), role)
+            if mine is not None:
+                if not mine.any():
+                    continue
+                block, h = block.take(mine), None if h is None else h[mine]
             if keep:
-                self.kept[ROLE_NAMES[role]].add(mine)
+                self.kept[ROLE_NAMES[role]].add(block, None if h is None else from_split_hashes(h))
             if role == TRAIN:
-                self.pass_records += len(mine)
-                yield mine
+                self.pass_records += len(block)
+                yield block
         self.filled = True
 
     def step(self, phase: str, shared, take: int | None):

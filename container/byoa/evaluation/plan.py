@@ -45,21 +45,22 @@ class Plan:
     info: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
 
-    def role_blocks(self) -> Iterator[tuple[int, Block]]:
-        """One pass over the training channel, each block cut by role: (TRAIN, VALIDATION or TEST, records)."""
+    def role_blocks(self, wanted=(TRAIN, VALIDATION, TEST)) -> Iterator[tuple[int, Block, np.ndarray | None]]:
+        """One pass over the training channel, each block cut by role (only the ``wanted`` ones): (role, records,
+        and the records' split hashes when roles come from hashes, else None)."""
         first = 0
         for block in self.source.next_pass():
             if self.split is None:
-                yield TRAIN, block
+                yield TRAIN, block, None
                 continue
-            roles = self.split.roles(block, first)
+            roles, h = self.split.roles(block, first)
             first += len(block)
-            for role in (TRAIN, VALIDATION, TEST):
+            for role in wanted:
                 mask = roles == role
                 if mask.all():
-                    yield role, block
+                    yield role, block, h
                 elif mask.any():
-                    yield role, block.take(mask)
+                    yield role, block.take(mask), None if h is None else h[mask]
 
     def fold(self, index: int, k: int) -> "Plan":
         """The plan of fold ``index`` of k: the test part of this plan is left out altogether."""

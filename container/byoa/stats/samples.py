@@ -16,19 +16,24 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data.blocks import Block, concat
-from .split import HashPositions
+from .split import HashPositions, splitmix
 
-SAMPLE_SALT = 2**32 + 1  # samples hash with another key than the data split, so they are independent of the roles
+SAMPLE_KEY = np.uint64(0x9E3779B97F4A7C15)  # remixes the split's hash, so a record's sample rank is independent of its role
 
 
 @lru_cache(maxsize=8)
 def _hasher(seed: int) -> HashPositions:
-    return HashPositions(seed + SAMPLE_SALT)
+    return HashPositions(seed)
+
+
+def from_split_hashes(h: np.ndarray) -> np.ndarray:
+    """Sample hashes from the data split's hashes of the same records (one 64-bit mix each: no second pass over values)."""
+    return splitmix(h ^ SAMPLE_KEY)
 
 
 def record_hashes(block: Block, seed: int) -> np.ndarray:
     """The seeded 64-bit hash that orders records in every sample of this job."""
-    return _hasher(seed).hash(block.X, block.y)
+    return from_split_hashes(_hasher(seed).hash(block.X, block.y))
 
 
 def nbytes(block: Block) -> int:
@@ -41,8 +46,11 @@ class HashSample:
     """The records with the smallest hashes, at most ``capacity`` records and about ``budget`` bytes.
 
     ``seen`` counts every record offered. Blocks are kept as they come until the limits are
-    passed twice over, then cut back to the limit, so adding costs amortized O(records).
+    passed by a quarter, then cut back to the limit: the new cutoff comes from the hashes alone
+    (8 bytes a record), and each kept block is filtered in place, so memory stays near the limit.
     """
+
+    SLACK = 1.25
 
     def __init__(self, seed: int, capacity: int | None = None, budget: int | None = None):
         self.seed, self.capacity, self.budget = seed, capacity, budget
@@ -70,25 +78,28 @@ class HashSample:
         self.kept += len(h)
         self.bytes += nbytes(block)
         limit = self.limit()
-        if limit is not None and self.kept > 2 * limit:
+        if limit is not None and self.kept > self.SLACK * limit:
             self._trim(limit)
 
     def limit(self) -> int | None:
-        """Records to keep: the capacity, and what fits the byte budget at the kept records' average size."""
+        """Records to keep after a trim: the capacity, and what leaves the slack inside the byte budget at the
+        kept records' average size (so the budget is never passed)."""
         limits = [self.capacity] if self.capacity is not None else []
         if self.budget is not None and self.kept:
-            limits.append(max(1, int(self.budget // max(self.bytes / self.kept, 1))))
+            limits.append(max(1, int(self.budget / self.SLACK // max(self.bytes / self.kept, 1))))
         return min(limits) if limits else None
 
     def _trim(self, limit: int) -> None:
-        block, h = self._joined()
-        if len(h) > limit:
-            order = np.argsort(h, kind="stable")[:limit]
-            order.sort()
-            block, h = block.take(order), h[order]
-            self.cutoff = h.max()
-        self.blocks, self.hashes = [block], [h]
-        self.kept, self.bytes = len(h), nbytes(block)
+        """Keep the ``limit`` smallest hashes (and any records tied with the largest of them)."""
+        if self.kept > limit:
+            self.cutoff = np.partition(np.concatenate(self.hashes), limit - 1)[limit - 1]
+            for i, h in enumerate(self.hashes):  # one block at a time: the old copy goes before the next is made
+                keep = h <= self.cutoff
+                if not keep.all():
+                    self.blocks[i], self.hashes[i] = self.blocks[i].take(keep), h[keep]
+            self.blocks = [b for b, h in zip(self.blocks, self.hashes) if len(h)]
+            self.hashes = [h for h in self.hashes if len(h)]
+        self.kept, self.bytes = sum(len(h) for h in self.hashes), sum(nbytes(b) for b in self.blocks)
 
     def _joined(self) -> tuple[Block, np.ndarray]:
         if len(self.blocks) == 1:
@@ -116,8 +127,10 @@ class HashSample:
         return block.take(order), h[order]
 
     def blocks_of(self, size: int):
-        """The kept records in blocks of at most ``size`` (for scoring)."""
-        block, _ = self.result()
-        if block is not None:
+        """The kept records in blocks of at most ``size``, in no particular order (for scoring: no copy)."""
+        limit = self.limit()
+        if limit is not None:
+            self._trim(limit)
+        for block in self.blocks:
             for start in range(0, len(block), size):
                 yield block.rows(start, start + size)
