@@ -24,6 +24,10 @@ log = logging.getLogger("byoa.train")
 
 # Dask's own INFO lines (and its tracebacks when the cluster closes on purpose) would drown the job's log.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+# Dask samples every thread's stack every 10 ms for its dashboard, and polls system load: on a host whose
+# train process has one core, that is time taken from training. Nothing here reads them.
+os.environ.setdefault("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "false")
+os.environ.setdefault("DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL", "10s")
 
 DEFAULT_PORT = 8786
 DEFAULT_JOIN_TIMEOUT = 300.0

@@ -142,7 +142,7 @@ class BinaryAccumulator:
     def add(self, y: np.ndarray, prob: np.ndarray) -> None:
         y = (y > 0.5).astype(np.int64)
         bins = np.clip((prob * SCORE_BINS).astype(np.int64), 0, SCORE_BINS - 1)
-        np.add.at(self.hist, (y, bins), 1)
+        self.hist += np.bincount(y * SCORE_BINS + bins, minlength=2 * SCORE_BINS).reshape(2, SCORE_BINS)
         p = np.clip(prob.astype(np.float64), EPS, 1 - EPS)
         self.log_loss -= float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
