@@ -300,7 +300,8 @@ def test_a_host_that_never_starts_fails_the_job_naming_it(tmp_path):
     assert "the first host algo-1 (tcp://127.0.0.1:" in results[1].failure and "never started the training cluster" in results[1].failure
 
 
-def test_a_host_killed_mid_training_fails_the_job_naming_it_and_leaves_no_process(tmp_path):
+def _long_job_under_way(tmp_path) -> tuple[LocalCluster, dict]:
+    """Two hosts in the middle of a long k-means job; neither host has started another process."""
     X, _ = blobs(n=4000)
     hp = {"algorithm": "kmeans", "k": 3, "feature_dim": 4, "mini_batch_size": 20, "epochs": 500, "seed": 0}
     cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
@@ -308,6 +309,13 @@ def test_a_host_killed_mid_training_fails_the_job_naming_it_and_leaves_no_proces
     procs = cluster.start()
     leader_log = cluster.jobs[0].root / "stderr.log"
     assert wait_for(lambda: "epoch 1/500" in leader_log.read_text(), timeout=60), leader_log.read_text()
+    for proc in procs.values():
+        assert not psutil.Process(proc.pid).children(recursive=True), "a host started another process"
+    return cluster, procs
+
+
+def test_a_host_killed_mid_training_fails_the_job_naming_it(tmp_path):
+    cluster, procs = _long_job_under_way(tmp_path)
     procs[1].send_signal(signal.SIGKILL)
     results = cluster.finish(procs, timeout=60)
     assert results[0].rc == 1
@@ -317,14 +325,7 @@ def test_a_host_killed_mid_training_fails_the_job_naming_it_and_leaves_no_proces
 
 
 def test_a_killed_first_host_fails_the_other_hosts(tmp_path):
-    X, _ = blobs(n=4000)
-    hp = {"algorithm": "kmeans", "k": 3, "feature_dim": 4, "mini_batch_size": 20, "epochs": 500, "seed": 0}
-    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
-    cluster.channel("train", deal(X, None, 2), CSV_NO_LABEL, SHARDED)
-    procs = cluster.start()
-    leader_log = cluster.jobs[0].root / "stderr.log"
-    assert wait_for(lambda: "epoch 1/500" in leader_log.read_text(), timeout=60), leader_log.read_text()
-    assert not psutil.Process(procs[0].pid).children(recursive=True), "the first host started other processes"
+    cluster, procs = _long_job_under_way(tmp_path)
     procs[0].send_signal(signal.SIGKILL)
     results = cluster.finish(procs, timeout=60)
     assert results[1].rc == 1
