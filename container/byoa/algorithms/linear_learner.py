@@ -448,6 +448,7 @@ class LinearLearnerAlgorithm(Algorithm):
         self.epoch_loss: np.ndarray | float = 0.0
         self.epoch_weight = 0.0
         self.sync_round = 0
+        self._cols: dict | None = None  # partition side: the grid's per-column settings
         self.judged_on = "training"  # where the epochs' objective came from: validation or training records
 
     @property
@@ -636,7 +637,7 @@ class LinearLearnerAlgorithm(Algorithm):
     def _columns(self, params: Params) -> dict:
         """Per-column (model x output) settings of the grid, made once per partition."""
         width = params.W.shape[1]
-        if getattr(self, "_cols", None) is None or len(self._cols["lr"]) != width:
+        if self._cols is None or len(self._cols["lr"]) != width:
             grid = make_grid(self.hp, width // self.n_out)
             c = self.n_out
             self._cols = {"lr": np.repeat(grid.lr, c), "wd": np.repeat(grid.wd, c), "l1": np.repeat(grid.l1, c),

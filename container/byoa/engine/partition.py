@@ -21,7 +21,7 @@ from ..algorithms import ALGORITHMS, model_from_artifacts
 from ..data.blocks import Block, rebatch
 from ..data.inputs import read_inputs
 from ..distributed.placement import Dealer
-from ..evaluation.evaluate import Scores, evaluate
+from ..evaluation.evaluate import EVAL_BATCH, Scores, evaluate
 from ..evaluation.plan import Plan, make_plan
 from ..paths import Paths
 from ..stats.metrics import CHANNELS
@@ -150,7 +150,7 @@ class Partition:
                 mine = dealer.share(block)
                 if mine is not None:
                     self.kept["validation"].add(mine)
-        return list(self.kept["validation"].blocks_of(10000))
+        return list(self.kept["validation"].blocks_of(EVAL_BATCH))
 
     def validate(self, phase: str, shared):
         """The algorithm's partial over this partition's validation records; None if it has none."""
@@ -169,7 +169,7 @@ class Partition:
         self._validation_blocks()
         source = self.plan.source.name
         records = {role: (self.plan.validation.name if role == "validation" and self.plan.validation else source,
-                          sample.blocks_of(10000), sample.seen)
+                          sample.blocks_of(EVAL_BATCH), sample.seen)
                    for role, sample in self.kept.items() if sample.seen}
         if self.plan.test is not None:
             dealer = Dealer(self.index, self.count, self.plan.test.spec.distribution)
