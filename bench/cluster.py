@@ -8,7 +8,11 @@ one core, so the comparison is one core against two. Data: RecordIO-protobuf, Sh
 (each host holds half the files; the single host holds all). Reports where the first host's time
 went: join, opening data, fit, evaluation.
 
-    python bench/cluster.py [random-forest|kmeans|linear-learner ...]     (default: all)
+    python bench/cluster.py [round|random-forest|kmeans|linear-learner ...]     (default: all)
+
+``round``: what one call to another host costs on a two-host loopback cluster started by the
+image's own bootstrap: a call to a long-lived actor (what the engine uses) against a submitted
+Dask task (what it used before), with an empty and a 160 kB argument (k=100 x 4 centres of 50).
 """
 
 from __future__ import annotations
@@ -114,10 +118,53 @@ def auc(log: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+class Echo:
+    """The actor of the round benchmark: returns what it is sent."""
+
+    def echo(self, value):
+        return value
+
+
+def _echo(value):
+    return value
+
+
+def round_cost() -> None:
+    from byoa.distributed.cluster import ClusterSpec, Leader
+
+    port = 18787
+    spec = ClusterSpec(["algo-1", "algo-2"], "algo-1", {"algo-1": "127.0.0.1", "algo-2": "127.0.0.2"}, port, 60)
+    follower = subprocess.Popen([sys.executable, "-c", (
+        f"import sys; sys.path[:0] = [{str(ROOT / 'container')!r}, {str(Path(__file__).parent)!r}]; "
+        "from byoa.distributed.cluster import ClusterSpec, follow; "
+        f"follow(ClusterSpec(['algo-1', 'algo-2'], 'algo-2', {{'algo-1': '127.0.0.1', 'algo-2': '127.0.0.2'}}, {port}, 60))")])
+    try:
+        with Leader(spec) as leader:
+            address = leader.workers()["algo-2"]
+            actor = leader.client.submit(Echo, workers=[address], actor=True).result()
+            for label, value in (("empty", None), ("160 kB", np.zeros((400, 50)))):
+                times = {}
+                for name, call, n in (("actor call", lambda: actor.echo(value).result(), 300),
+                                      ("Dask task", lambda: leader.client.submit(_echo, value, workers=[address], pure=False).result(), 60)):
+                    for _ in range(5):
+                        call()
+                    started = time.perf_counter()
+                    for _ in range(n):
+                        call()
+                    times[name] = (time.perf_counter() - started) / n * 1e3
+                print(f"round trip to another host, {label} argument: actor call {times['actor call']:.2f} ms, "
+                      f"Dask task {times['Dask task']:.2f} ms ({times['Dask task'] / times['actor call']:.0f}x)")
+    finally:
+        follower.wait(30)
+
+
 def main() -> int:
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs 2 cores")
-    chosen = sys.argv[1:] or list(JOBS)
+    chosen = sys.argv[1:] or ["round", *JOBS]
+    if "round" in chosen:
+        round_cost()
+        chosen = [c for c in chosen if c != "round"]
     work = Path(tempfile.mkdtemp(prefix="byoa-bench-cluster-"))
     try:
         for name in chosen:

@@ -94,16 +94,19 @@ def test_the_grid_starts_with_the_given_settings_and_pins_what_is_given():
 
 
 def test_the_model_kept_beats_the_worst_by_a_clear_margin_and_is_named(job):
-    X, y = separable(n=3000, d=10, seed=3)
-    hp = {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "epochs": 3, "num_models": 12, "mini_batch_size": 200,
-          "learning_rate": "auto", "optimizer": "sgd"}
+    """One epoch of ten SGD steps on overlapping classes: learning rates 100x apart give clearly different models."""
+    rng = np.random.default_rng(3)
+    y = (rng.random(1000) < 0.5).astype(np.float32)
+    X = (rng.normal(size=(1000, 10)) + 0.4 * y[:, None]).astype(np.float32)
+    hp = {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "epochs": 1, "num_models": 12, "mini_batch_size": 100,
+          "optimizer": "sgd"}
     job.hyperparameters(hp).channel("train", csv_bytes(X, y), CSV)
     result = job.run()
     assert result.rc == 0, result.log
     chosen = json.loads((job.root / "output" / "data" / "evaluation.json").read_text())["model_selection"]
     assert chosen["num_models"] == 12 and chosen["settings"]["optimizer"] == "sgd"
     best, worst = (float(v) for v in chosen["judged_by"].split("(")[1].rstrip(")").replace("worst model ", "").split("; "))
-    assert best - worst > 0.02, chosen["judged_by"]
+    assert best - worst > 0.05, chosen["judged_by"]
     assert f"model {chosen['chosen'] + 1} of 12 kept" in result.stderr
 
 
@@ -132,5 +135,5 @@ def test_early_stopping_compares_epochs_in_the_same_units_when_labels_are_large(
     lines = [line for line in result.stdout.splitlines() if ", epoch=" in line]
     assert all(", validation " in line for line in lines)  # one yardstick: validation, every epoch
     values = [float(line.rsplit("=", 1)[1]) for line in lines]
-    assert len(values) >= 8 and values[-1] < 0.1 * values[0]  # still training well past the first epochs
-    assert result.metric("test", "r2") > 0.95
+    assert len(values) == 12 and all(b < a for a, b in zip(values, values[1:]))  # never stopped: it kept improving
+    assert result.metric("test", "r2") > 0.8
