@@ -4,8 +4,10 @@ Targets (issue 2): kmeans (k=10, mini_batch_size=5000) and linear-learner (binar
 mini_batch_size=1000) on 50 float32 features: >= 200 MB/s through training, peak RSS <= 1 GB,
 and peak RSS the same within 20% for a 1 GB and a 4 GB stream. Baseline in the same run: a
 Python reader draining the same generated stream from a FIFO (the ceiling of the pipe itself).
+Issue 11: the bytes each job streams, next to the channel's size: a one-epoch job opens one FIFO
+(the writer offers one more, and counts whether it was opened).
 
-    python bench/pipe.py [GB ...]       (default: 1 4)
+    python bench/pipe.py [--train PATH] [GB ...]       (default: 1 4; --train: another checkout's container/train)
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def records_for(gigabytes: float) -> int:
     return int(gigabytes * 1e9) // RECORD_BYTES
 
 
-def writer(fifo_dir: Path, channel: str, rows: int, epochs: int) -> None:
-    """Child process: writes ``rows`` fresh records per epoch into <channel>_<epoch> FIFOs.
+def writer(fifo_dir: Path, channel: str, rows: int, epochs: int, stats: Path | None = None) -> None:
+    """Child process: writes ``rows`` fresh records per epoch into <channel>_<epoch> FIFOs, and appends
+    each epoch's byte count to ``stats`` once that FIFO has been read.
 
     Records are never repeated: a pool of encoded random chunks is reused, and the feature
     values inside the encoded bytes are shifted in place before every write.
@@ -62,6 +65,7 @@ def writer(fifo_dir: Path, channel: str, rows: int, epochs: int) -> None:
     for epoch in range(epochs):
         path = fifo_dir / f"{channel}_{epoch}"
         os.mkfifo(path)
+        written = 0
         with open(path, "wb", buffering=0) as out:
             done, i = 0, 0
             while done < rows:
@@ -70,12 +74,17 @@ def writer(fifo_dir: Path, channel: str, rows: int, epochs: int) -> None:
                 values = chunk.view(np.float32)[:, FEATURE_WORD : FEATURE_WORD + FEATURES]
                 values += np.float32(1e-3)
                 out.write(chunk[:n].data)
+                written += chunk[:n].nbytes
                 done += n
                 i += 1
+        if stats is not None:
+            with open(stats, "a") as f:
+                f.write(f"{epoch} {written}\n")
 
 
-def start_writer(fifo_dir: Path, channel: str, rows: int, epochs: int) -> subprocess.Popen:
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import pipe; pipe.writer(pipe.Path({str(fifo_dir)!r}), 'train', {rows}, {epochs})"
+def start_writer(fifo_dir: Path, channel: str, rows: int, epochs: int, stats: Path | None = None) -> subprocess.Popen:
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import pipe; "
+            f"pipe.writer(pipe.Path({str(fifo_dir)!r}), 'train', {rows}, {epochs}, {str(stats) if stats else None!r})")
     return subprocess.Popen([sys.executable, "-c", code])
 
 
@@ -109,7 +118,7 @@ def drain_baseline(gigabytes: float) -> float:
     return total / 1e6 / elapsed
 
 
-def run_train(algorithm_hp: dict, gigabytes: float) -> dict:
+def run_train(algorithm_hp: dict, gigabytes: float, train: Path) -> dict:
     rows = records_for(gigabytes)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -119,38 +128,52 @@ def run_train(algorithm_hp: dict, gigabytes: float) -> dict:
         (base / "input" / "config" / "inputdataconfig.json").write_text(
             json.dumps({"train": {"TrainingInputMode": "Pipe", "ContentType": "application/x-recordio-protobuf"}})
         )
-        w = start_writer(base / "input" / "data", "train", rows, 2)  # epoch 0 trains, epoch 1 evaluates
-        env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-        proc = subprocess.Popen([str(ROOT / "container" / "train")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stats = base / "streamed"
+        w = start_writer(base / "input" / "data", "train", rows, 2, stats)  # one FIFO more than one epoch needs
+        env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               "TRAIN_PIPE_TIMEOUT": "600"}
+        started = time.monotonic()
+        proc = subprocess.Popen([str(train)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peak = peak_rss_while(proc)
         out, err = proc.communicate()
+        wall = time.monotonic() - started
         w.kill()
         if proc.returncode != 0:
             raise SystemExit(f"train failed:\n{err[-3000:]}")
+        streamed = [int(line.split()[1]) for line in stats.read_text().splitlines()] if stats.exists() else []
     # The epoch line counts the records trained on (the held-out test and validation records are
     # read, hashed and routed too) and the bytes read from the FIFO.
     m = re.search(r"epoch 1/1: (\d+) records, ([\d.]+) MB in ([\d.]+) s", err)
     trained, megabytes, seconds = int(m.group(1)), float(m.group(2)), float(m.group(3))
     assert abs(megabytes * 1e6 / RECORD_BYTES - rows) < rows * 0.001, f"read {megabytes} MB, expected {rows} records"
-    return {"records": rows, "trained": trained, "mb_per_s": megabytes / seconds, "peak_rss_mb": peak / 1e6}
+    return {"records": rows, "trained": trained, "mb_per_s": megabytes / seconds, "peak_rss_mb": peak / 1e6, "passes": len(streamed),
+            "streamed_gb": sum(streamed) / 1e9, "channel_gb": rows * RECORD_BYTES / 1e9, "wall": wall}
 
 
 def main():
-    sizes = [float(a) for a in sys.argv[1:]] or [1.0, 4.0]
+    args = sys.argv[1:]
+    train = ROOT / "container" / "train"
+    if args[:1] == ["--train"]:
+        train, args = Path(args[1]), args[2:]
+    sizes = [float(a) for a in args] or [1.0, 4.0]
     ceiling = drain_baseline(min(sizes))
     print(f"baseline: a Python reader drains the generated stream at {ceiling:,.0f} MB/s")
     cases = {
         "kmeans": {"algorithm": "kmeans", "k": 10, "feature_dim": FEATURES, "mini_batch_size": 5000, "epochs": 1},
         "linear-learner": {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": 1000, "epochs": 1},
+        "linear-learner num_models=1": {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": 1000,
+                                        "epochs": 1, "num_models": 1},
     }
     for name, hp in cases.items():
-        results = {gb: run_train(hp, gb) for gb in sizes}
+        results = {gb: run_train(hp, gb, train) for gb in sizes}
         for gb, r in results.items():
             print(
                 f"{name} {gb:g} GB: {r['records']:,} records ({r['trained']:,} trained on), {r['mb_per_s']:,.0f} MB/s "
                 f"({r['mb_per_s'] / ceiling:.2f} of the drain baseline; target >= 200 MB/s: "
                 f"{'MET' if r['mb_per_s'] >= 200 else 'NOT MET'}), peak RSS {r['peak_rss_mb']:,.0f} MB "
-                f"(target <= 1000 MB: {'MET' if r['peak_rss_mb'] <= 1000 else 'NOT MET'})"
+                f"(target <= 1000 MB: {'MET' if r['peak_rss_mb'] <= 1000 else 'NOT MET'}); streamed {r['streamed_gb']:.2f} GB "
+                f"in {r['passes']} pass{'es' * (r['passes'] != 1)} of the {r['channel_gb']:.2f} GB channel "
+                f"(target: once: {'MET' if r['passes'] == 1 else 'NOT MET'}); job {r['wall']:.1f} s"
             )
         if len(sizes) > 1:
             small, large = results[min(sizes)]["peak_rss_mb"], results[max(sizes)]["peak_rss_mb"]

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from byoa.data import content_types
+from byoa.data import media
 from byoa.data.blocks import Block, concat, rebatch
 from byoa.data.csv_codec import CsvDecoder
 from byoa.data.sources import channel_files, fifo_chunks, file_chunks
@@ -72,9 +72,9 @@ def test_csv_random_bytes_raise_only_data_errors(text):
 
 
 def test_content_types_tolerate_case_spaces_and_parameters():
-    m = content_types.parse("Text/CSV ; Label_Size=0")
+    m = media.parse("Text/CSV ; Label_Size=0")
     assert m.essence == "text/csv" and m.params == {"label_size": "0"}
-    assert content_types.parse("application/x-recordio-protobuf").params == {}
+    assert media.parse("application/x-recordio-protobuf").params == {}
 
 
 def test_rebatch_cuts_exact_sizes():

@@ -1,8 +1,14 @@
-"""Multi-host training: 2 and 3 real `container/train` processes on 127.0.0.x, one Dask cluster each.
+"""Multi-host training: 2 and 3 real `container/train` processes on 127.0.0.x, one Dask cluster each,
+against the single host on the union of the data.
 
-Each test starts one cluster (CI's budget) and covers several things with it: an algorithm,
-File or Pipe mode, ShardedByS3Key or FullyReplicated, the comparison with a single host
-on the union of the data, the followers' exit, and (for k-means) serving the model.
+Every registered algorithm has an equivalence case (a new algorithm fails
+``test_every_algorithm_has_an_equivalence_case`` until it gets one). Mini-batches are real:
+smaller than the data and divisible by 6, so 2 and 3 hosts split a global batch exactly.
+Under FullyReplicated, k-means, PCA and k-NN's sample equal the single host's model to 1e-6
+relative (the hosts' j-th local batches together are the single host's j-th batch); the
+linear learner (local steps, averaged parameters) and the trees (forests joined, one tree
+gathered) are held to the tolerances below. Pipe-mode hosts get exactly ``epochs`` FIFOs:
+a pass more would wait for a FIFO that never comes and fail the job.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import pytest
 from conftest import CSV, CSV_NO_LABEL, PROTOBUF, TRAIN, Job, Result, csv_bytes, encode, separable, wait_for
 from serve_helpers import ServeProcess, free_port
+
+from byoa.algorithms import ALGORITHMS
 
 SHARDED, REPLICATED = "ShardedByS3Key", "FullyReplicated"
 
@@ -44,7 +53,7 @@ class LocalCluster:
             job.channel(name, data, content_type, mode, epochs=epochs, S3DistributionType=distribution)
         return self
 
-    def env(self, i: int, extra: dict | None = None) -> dict:
+    def env(self, extra: dict | None = None) -> dict:
         addresses = {h: f"127.0.0.{k + 1}" for k, h in enumerate(self.hosts)}
         return {"TRAIN_HOST_ADDRESSES": json.dumps(addresses), "TRAIN_SCHEDULER_PORT": str(self.port),
                 "TRAIN_JOIN_TIMEOUT": "60", **(extra or {})}
@@ -56,7 +65,7 @@ class LocalCluster:
             if only is None or i in only:
                 job = self.jobs[i]
                 out, err = open(job.root / "stdout.log", "w"), open(job.root / "stderr.log", "w")
-                procs[i] = subprocess.Popen([str(TRAIN)], env=job.env(self.env(i, extra)), stdout=out, stderr=err, text=True)
+                procs[i] = subprocess.Popen([str(TRAIN)], env=job.env(self.env(extra)), stdout=out, stderr=err, text=True)
         return procs
 
     def finish(self, procs: dict, timeout: float = 240) -> dict[int, Result]:
@@ -88,6 +97,7 @@ class LocalCluster:
                 assert r.rc == 0, r.failure or r.stderr[-3000:]
                 assert r.model_files == [], f"{self.hosts[i]} wrote a model"
                 assert "#quality_metric" not in r.stdout  # metric lines come from the first host only
+        assert f"{self.n} hosts joined" in leader.stderr
         return results
 
 
@@ -96,142 +106,183 @@ def deal(X, y, n: int, fmt: str = "csv"):
     return [encode(fmt, X[i::n], None if y is None else y[i::n])[0] for i in range(n)]
 
 
-def single(job: Job, hp: dict, channels: dict) -> Result:
-    job.hyperparameters(hp)
-    for name, (data, content_type, mode, epochs) in channels.items():
-        job.channel(name, data, content_type, mode, epochs=epochs)
-    result = job.run()
-    assert result.rc == 0, result.failure
-    return result
-
-
-def blobs(n=3000, seed=3):
+def blobs(n=2400, seed=3):
     rng = np.random.default_rng(seed)
     centres = np.array([[0, 0, 0, 0], [6, 6, 0, 0], [0, 6, 6, 6]], np.float32)
     label = rng.integers(0, 3, n)
     return (centres[label] + rng.normal(size=(n, 4))).astype(np.float32), label.astype(np.float32)
 
 
-def test_kmeans_two_hosts_sharded_equal_single_host_and_serve(tmp_path, make_job):
-    X, _ = blobs()
-    hp = {"algorithm": "kmeans", "k": 3, "feature_dim": 4, "mini_batch_size": 10000, "epochs": 1, "seed": 7}
-    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
-    cluster.channel("train", deal(X, None, 2), CSV_NO_LABEL, SHARDED)
+def correlated(n=2400, seed=2):
+    X, _ = blobs(n, seed)
+    return np.hstack([X, X @ np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)]), None
+
+
+def relative(a, b, rtol=1e-6):
+    """Equal to ``rtol`` relative to the arrays' scale."""
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.abs(b).max()))
+
+
+def same_centres(multi, one, results, ref):
+    relative(np.sort(multi.centers, axis=0), np.sort(one.centers, axis=0))
+    assert results.metric("test", "msd") == pytest.approx(ref.metric("test", "msd"), rel=1e-6)
+
+
+def same_components(multi, one, results, ref):
+    relative(multi.components, one.components)
+    relative(multi.explained_variance, one.explained_variance)
+    for role in ("train", "test"):
+        assert results.metric(role, "explained_variance_ratio") == pytest.approx(ref.metric(role, "explained_variance_ratio"), rel=1e-6)
+
+
+def same_sample(multi, one, results, ref):
+    np.testing.assert_array_equal(multi.X, one.X)  # the same records, in the same (hash) order
+    np.testing.assert_array_equal(multi.y, one.y)
+    assert results.metric("test", "accuracy") == ref.metric("test", "accuracy")
+
+
+def within(tolerance, *names):
+    def check(multi, one, results, ref):
+        for name in names:
+            assert abs(results.metric("test", name) - ref.metric("test", name)) <= tolerance, name
+    return check
+
+
+BINARY_SCORES = ("binary_classification_accuracy", "roc_auc_score")
+# algorithm -> (data, hyperparameters, check of the n-host model and metrics against the single host's)
+CASES = {
+    "kmeans": (blobs, {"k": 3, "feature_dim": 4, "mini_batch_size": 300, "epochs": 2, "init_method": "kmeans++"}, same_centres),
+    "pca": (correlated, {"feature_dim": 8, "num_components": 3, "mini_batch_size": 120}, same_components),
+    "knn": (lambda: separable(n=2400, d=6, seed=6), {"predictor_type": "classifier", "k": 10, "feature_dim": 6, "sample_size": 600,
+                                                     "mini_batch_size": 300}, same_sample),
+    # local steps with averaged parameters: not the single host's sequence of updates
+    "linear-learner": (lambda: separable(n=2400, d=8, seed=4), {"predictor_type": "binary_classifier", "mini_batch_size": 120,
+                                                                 "epochs": 3}, within(0.02, *BINARY_SCORES)),
+    # each host grows its share of the trees on its records: the same kind of forest, other trees
+    "random-forest": (lambda: separable(n=2400, d=8, seed=8), {"n_estimators": 30, "max_depth": 8},
+                      within(0.03, *BINARY_SCORES)),
+    # the same records gathered in another order: the same tree up to ties
+    "decision-tree": (lambda: separable(n=2400, d=8, seed=9), {"max_depth": 5},
+                      within(0.02, "binary_classification_accuracy")),
+}
+EPOCHS = {name: hp.get("epochs", 1) for name, (_, hp, _) in CASES.items()}
+
+
+def test_every_algorithm_has_an_equivalence_case():
+    assert sorted(CASES) == sorted(ALGORITHMS)
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """Single-host jobs (File mode) per algorithm: (result, model)."""
+    cache = {}
+
+    def reference(algorithm: str):
+        if algorithm not in cache:
+            data, hp, _ = CASES[algorithm]
+            X, y = data()
+            job = Job(tmp_path_factory.mktemp(f"single-{algorithm}"))
+            job.hyperparameters({"algorithm": algorithm, "seed": 1, **hp})
+            job.channel("train", csv_bytes(X) if y is None else csv_bytes(X, y), CSV_NO_LABEL if y is None else CSV)
+            result = job.run()
+            assert result.rc == 0, result.failure or result.stderr[-3000:]
+            cache[algorithm] = (result, job.model()[1])
+        return cache[algorithm]
+
+    return reference
+
+
+@pytest.mark.parametrize("algorithm", sorted(CASES))
+@pytest.mark.parametrize("hosts, mode", [(2, "File"), (3, "Pipe"), (2, "Pipe"), (3, "File")])
+def test_replicated_hosts_give_the_single_host_model(tmp_path, references, algorithm, hosts, mode):
+    data, hp, check = CASES[algorithm]
+    X, y = data()
+    ref, one = references(algorithm)
+    cluster = LocalCluster(tmp_path / "cluster", hosts).hyperparameters({"algorithm": algorithm, "seed": 1, **hp})
+    content = encode("dense" if mode == "Pipe" else "csv", X, y)
+    cluster.channel("train", [content[0]] * hosts, content[1], REPLICATED, mode=mode, epochs=EPOCHS[algorithm])
     results = cluster.run()
-    assert "2 hosts joined" in results[0].stderr and "algo-2=127.0.0.2" in results[0].stderr
-    ref_job = make_job("single")
-    ref = single(ref_job, hp, {"train": (csv_bytes(X), CSV_NO_LABEL, "File", 1)})
-
+    assert f"this host keeps the i-th of every {hosts} records of each role, i = 0" in results[0].stderr
     _, multi = cluster.jobs[0].model()
-    _, one = ref_job.model()
-    np.testing.assert_allclose(np.sort(multi.centers, axis=0), np.sort(one.centers, axis=0), atol=1e-4)
-    assert abs(results[0].metric("test", "msd") - ref.metric("test", "msd")) < 1e-4
+    check(multi, one, results[0], ref)
+    report = json.loads((cluster.jobs[0].root / "output" / "data" / "evaluation.json").read_text())
+    assert report["split"]["sizes"] == json.loads((ref_root(ref) / "evaluation.json").read_text())["split"]["sizes"]
 
+
+def ref_root(result: Result) -> Path:
+    line = next(l for l in result.stderr.splitlines() if "evaluation report: " in l)
+    return Path(line.split("evaluation report: ")[1].split(",")[0]).parent
+
+
+def msd_within(relative_tolerance):
+    def check(multi, one, results, ref):
+        assert results.metric("test", "msd") == pytest.approx(ref.metric("test", "msd"), rel=relative_tolerance)
+    return check
+
+
+# ShardedByS3Key: each host reads its own files. PCA and k-NN are still exact (sums, hash samples). k-means'
+# batches differ from the single host's. The trees hold out exact shares of each host's own records, so their
+# test records differ from the single host's and a threshold chosen on ~200 validation records moves accuracy.
+SHARDED_CHECKS = {"kmeans": msd_within(0.02), "random-forest": within(0.05, *BINARY_SCORES),
+                  "decision-tree": within(0.05, *BINARY_SCORES)}
+
+
+@pytest.mark.parametrize("algorithm", sorted(CASES))
+def test_sharded_hosts_train_one_model_from_all_their_data(tmp_path, references, algorithm):
+    data, hp, check = CASES[algorithm]
+    X, y = data()
+    ref, one = references(algorithm)
+    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters({"algorithm": algorithm, "seed": 1, **hp})
+    cluster.channel("train", deal(X, y, 2), CSV_NO_LABEL if y is None else CSV, SHARDED)
+    results = cluster.run()
+    _, multi = cluster.jobs[0].model()
+    SHARDED_CHECKS.get(algorithm, check)(multi, one, results[0], ref)
+
+
+def test_linear_learner_breast_cancer_two_hosts_within_0_01_of_one_host(tmp_path, make_job, cancer):
+    """The issue's job: 80/20 split, test channel given, epochs=5, mini_batch_size=100, FullyReplicated."""
+    X_train, X_test, y_train, y_test = cancer
+    hp = {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "epochs": 5, "mini_batch_size": 100}
+    train, test = csv_bytes(X_train, y_train), csv_bytes(X_test, y_test)
+    ref_job = make_job("single")
+    ref_job.hyperparameters(hp).channel("train", train, CSV).channel("test", test, CSV)
+    ref = ref_job.run()
+    assert ref.rc == 0, ref.failure
+    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
+    cluster.channel("train", [train] * 2, CSV, REPLICATED).channel("test", [test] * 2, CSV, REPLICATED)
+    results = cluster.run()
+    for name in BINARY_SCORES:
+        assert abs(results[0].metric("test", name) - ref.metric("test", name)) <= 0.01, name
+    assert ref.metric("test", "binary_classification_accuracy") >= 0.95
+
+
+def test_a_served_multi_host_model_answers_like_the_model_file(tmp_path):
+    X, _ = blobs()
+    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters({"algorithm": "kmeans", "k": 3, "feature_dim": 4, "seed": 7})
+    cluster.channel("train", deal(X, None, 2), CSV_NO_LABEL, SHARDED)
+    cluster.run()
+    _, model = cluster.jobs[0].model()
     runtime = tempfile.mkdtemp(prefix="byoa-serve-")  # a unix socket path must be short
     server = ServeProcess(cluster.jobs[0].root, env={"SERVE_RUNTIME_DIR": runtime}).start()
     try:
         reply = server.invoke(csv_bytes(X[:50]), CSV, "application/json")
         assert reply.status == 200
         served = [p["closest_cluster"] for p in reply.json()["predictions"]]
-        assert served == multi.predict(X[:50])["closest_cluster"].astype(int).tolist()
+        assert served == model.predict(X[:50])["closest_cluster"].astype(int).tolist()
     finally:
         server.stop()
 
 
-def test_kmeans_three_hosts_pipe_replicated_equal_single_host(tmp_path, make_job):
-    X, _ = blobs(seed=5)
-    data, _, _ = encode("dense", X)
-    hp = {"algorithm": "kmeans", "k": 3, "feature_dim": 4, "mini_batch_size": 5000, "epochs": 2, "seed": 1}
-    cluster = LocalCluster(tmp_path / "cluster", 3).hyperparameters(hp)
-    cluster.channel("train", [data] * 3, PROTOBUF, REPLICATED, mode="Pipe", epochs=3)
-    results = cluster.run()
-    assert "3 hosts joined" in results[0].stderr
-    assert "this host keeps records i with i % 3 == 2" in results[0].stderr
-    ref_job = make_job("single")
-    ref = single(ref_job, hp, {"train": (data, PROTOBUF, "Pipe", 3)})
-    (_, multi), (_, one) = cluster.jobs[0].model(), ref_job.model()
-    np.testing.assert_allclose(np.sort(multi.centers, axis=0), np.sort(one.centers, axis=0), atol=1e-4)
-    assert abs(results[0].metric("test", "msd") - ref.metric("test", "msd")) < 1e-4
-
-
-def test_pca_three_hosts_pipe_sharded_equal_single_host(tmp_path, make_job):
-    X, _ = blobs(n=1500, seed=2)
-    X = np.hstack([X, X @ np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)])
-    hp = {"algorithm": "pca", "feature_dim": 8, "num_components": 3, "mini_batch_size": 100, "seed": 0}
-    cluster = LocalCluster(tmp_path / "cluster", 3).hyperparameters(hp)
-    cluster.channel("train", deal(X, None, 3, "dense"), PROTOBUF, SHARDED, mode="Pipe", epochs=2)
-    results = cluster.run()
-    ref_job = make_job("single")
-    ref = single(ref_job, hp, {"train": (encode("dense", X)[0], PROTOBUF, "Pipe", 2)})
-    (_, multi), (_, one) = cluster.jobs[0].model(), ref_job.model()
-    np.testing.assert_allclose(np.abs(multi.components @ one.components.T), np.eye(3), atol=1e-4)
-    np.testing.assert_allclose(multi.explained_variance, one.explained_variance, rtol=1e-4)
-    for role in ("train", "test"):
-        assert abs(results[0].metric(role, "explained_variance_ratio") - ref.metric(role, "explained_variance_ratio")) < 1e-4
-
-
-def test_linear_learner_two_hosts_pipe_replicated_matches_single_host(tmp_path, make_job):
-    X, y = separable(n=4000, d=8, seed=4)
-    data, _, _ = encode("dense", X, y)
-    hp = {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "feature_dim": 8, "mini_batch_size": 200,
-          "epochs": 4, "seed": 0, "binary_classifier_model_selection_criteria": "precision_at_target_recall", "target_recall": 0.9}
-    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
-    cluster.channel("train", [data] * 2, PROTOBUF, REPLICATED, mode="Pipe", epochs=5)
-    results = cluster.run()
-    ref_job = make_job("single")
-    ref = single(ref_job, hp, {"train": (data, PROTOBUF, "Pipe", 5)})
-    for name in ("binary_classification_accuracy", "roc_auc_score"):
-        assert abs(results[0].metric("test", name) - ref.metric("test", name)) < 0.02, name
-    assert results[0].metric("validation", "recall") >= 0.9  # the threshold was chosen on the hosts' validation rows
-    (_, multi), (_, one) = cluster.jobs[0].model(), ref_job.model()
-    assert 0 < multi.threshold < 1 and abs(multi.threshold - one.threshold) < 0.1
-
-
-def test_knn_three_hosts_file_replicated_matches_single_host(tmp_path, make_job):
-    X, y = separable(n=3000, d=6, seed=6)
-    data = csv_bytes(X, y)
-    hp = {"algorithm": "knn", "predictor_type": "classifier", "k": 10, "feature_dim": 6, "sample_size": 1200, "seed": 0}
-    cluster = LocalCluster(tmp_path / "cluster", 3).hyperparameters(hp)
-    cluster.channel("train", [data] * 3, CSV, REPLICATED)
-    results = cluster.run()
-    ref = single(make_job("single"), hp, {"train": (data, CSV, "File", 1)})
-    _, model = cluster.jobs[0].model()
-    assert len(model.X) == 1200  # one sample of sample_size from all hosts together
-    assert abs(results[0].metric("test", "accuracy") - ref.metric("test", "accuracy")) < 0.03
-
-
-def test_random_forest_two_hosts_file_sharded_matches_single_host(tmp_path, make_job):
-    X, y = separable(n=3000, d=8, seed=8)
-    hp = {"algorithm": "random-forest", "n_estimators": 30, "max_depth": 8, "seed": 0}
-    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
-    cluster.channel("train", deal(X, y, 2), CSV, SHARDED)
-    results = cluster.run()
-    assert "15+15 trees per host" in results[0].stderr
-    ref = single(make_job("single"), hp, {"train": (csv_bytes(X, y), CSV, "File", 1)})
-    _, model = cluster.jobs[0].model()
-    assert len(model.roots) == 30
-    for name in ("binary_classification_accuracy", "roc_auc_score"):
-        assert abs(results[0].metric("test", name) - ref.metric("test", name)) < 0.03, name
-
-
-def test_decision_tree_gathers_on_the_first_host_or_recommends_random_forest(tmp_path, make_job):
+def test_decision_tree_gathers_on_the_first_host_or_recommends_random_forest(tmp_path):
     X, y = separable(n=3000, d=8, seed=9)
-    data, test = csv_bytes(X[:2000], y[:2000]), csv_bytes(X[2000:], y[2000:])
     hp = {"algorithm": "decision-tree", "max_depth": 5, "seed": 0}
     cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
-    cluster.channel("train", [data] * 2, CSV, REPLICATED).channel("test", [test] * 2, CSV, REPLICATED)
-    results = cluster.run()
-    assert "decision-tree: gathering" in results[0].stderr
-    ref = single(make_job("single"), hp, {"train": (data, CSV, "File", 1), "test": (test, CSV, "File", 1)})
-    assert abs(results[0].metric("test", "binary_classification_accuracy") - ref.metric("test", "binary_classification_accuracy")) < 0.03
-
-    small = LocalCluster(tmp_path / "small", 2).hyperparameters(hp)
-    small.channel("train", [data] * 2, CSV, REPLICATED)
-    small.port = free_port()
-    results = small.finish(small.start(extra={"TRAIN_GATHER_LIMIT_MB": "0.01"}))
+    cluster.channel("train", [csv_bytes(X, y)] * 2, CSV, REPLICATED)
+    results = cluster.finish(cluster.start(extra={"TRAIN_GATHER_LIMIT_MB": "0.01"}))
     assert results[0].rc == 1
     assert "algorithm=random-forest" in results[0].failure and "TRAIN_GATHER_LIMIT_MB" in results[0].failure
     assert results[0].model_files == [] and results[1].model_files == []
+    assert results[1].rc == 0  # the first host reports the job's failure; the other was released
 
 
 def test_a_host_that_never_starts_fails_the_job_naming_it(tmp_path):
@@ -239,17 +290,18 @@ def test_a_host_that_never_starts_fails_the_job_naming_it(tmp_path):
     cluster.channel("train", deal(*blobs(n=100), 2), CSV, SHARDED)
     started = time.monotonic()
     results = cluster.finish(cluster.start(only={0}, extra={"TRAIN_JOIN_TIMEOUT": "4"}))
-    assert results[0].rc == 1 and time.monotonic() - started < 30
+    assert results[0].rc == 1 and time.monotonic() - started < 60
     assert "hosts ['algo-2'] never joined the training cluster within 4 s (TRAIN_JOIN_TIMEOUT)" in results[0].failure
     assert results[0].model_files == []
     assert not _listening(cluster.port), "the scheduler outlived the job"
 
     results = cluster.finish(cluster.start(only={1}, extra={"TRAIN_JOIN_TIMEOUT": "2"}))
     assert results[1].rc == 1
-    assert "the first host algo-1 (127.0.0.1:" in results[1].failure and "never started the training cluster" in results[1].failure
+    assert "the first host algo-1 (tcp://127.0.0.1:" in results[1].failure and "never started the training cluster" in results[1].failure
 
 
-def test_a_worker_killed_mid_training_fails_the_job_naming_the_host_and_leaves_no_process(tmp_path):
+def _long_job_under_way(tmp_path) -> tuple[LocalCluster, dict]:
+    """Two hosts in the middle of a long k-means job; neither host has started another process."""
     X, _ = blobs(n=4000)
     hp = {"algorithm": "kmeans", "k": 3, "feature_dim": 4, "mini_batch_size": 20, "epochs": 500, "seed": 0}
     cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
@@ -257,16 +309,27 @@ def test_a_worker_killed_mid_training_fails_the_job_naming_the_host_and_leaves_n
     procs = cluster.start()
     leader_log = cluster.jobs[0].root / "stderr.log"
     assert wait_for(lambda: "epoch 1/500" in leader_log.read_text(), timeout=60), leader_log.read_text()
-    family = [p for proc in procs.values() for p in psutil.Process(proc.pid).children(recursive=True)]
-    victim = next(p for p in psutil.Process(procs[1].pid).children(recursive=True) if "dask_worker" in " ".join(p.cmdline()))
-    victim.send_signal(signal.SIGKILL)
+    for proc in procs.values():
+        assert not psutil.Process(proc.pid).children(recursive=True), "a host started another process"
+    return cluster, procs
+
+
+def test_a_host_killed_mid_training_fails_the_job_naming_it(tmp_path):
+    cluster, procs = _long_job_under_way(tmp_path)
+    procs[1].send_signal(signal.SIGKILL)
     results = cluster.finish(procs, timeout=60)
     assert results[0].rc == 1
     assert "host algo-2 left the training cluster" in results[0].failure
     assert results[0].model_files == []
-    assert results[1].rc == 1 and "Dask worker of host algo-2 stopped" in results[1].failure
-    gone, alive = psutil.wait_procs(family, timeout=10)
-    assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
+    assert not _listening(cluster.port), "the scheduler outlived the job"
+
+
+def test_a_killed_first_host_fails_the_other_hosts(tmp_path):
+    cluster, procs = _long_job_under_way(tmp_path)
+    procs[0].send_signal(signal.SIGKILL)
+    results = cluster.finish(procs, timeout=60)
+    assert results[1].rc == 1
+    assert "the first host algo-1" in results[1].failure and "left the training cluster before the job finished" in results[1].failure
 
 
 def test_k_fold_with_several_hosts_is_refused_before_any_cluster_starts(tmp_path):
@@ -282,16 +345,3 @@ def _listening(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def test_a_killed_first_host_takes_its_scheduler_and_worker_with_it(tmp_path):
-    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters({"algorithm": "kmeans", "k": 2, "feature_dim": 4})
-    cluster.channel("train", deal(*blobs(n=100), 2), CSV, SHARDED)
-    procs = cluster.start(only={0})
-    assert wait_for(lambda: _listening(cluster.port), timeout=30)
-    family = psutil.Process(procs[0].pid).children(recursive=True)
-    assert len(family) == 2  # the scheduler and the first host's worker
-    procs[0].send_signal(signal.SIGKILL)
-    procs[0].wait()
-    gone, alive = psutil.wait_procs(family, timeout=15)
-    assert not alive, f"left behind: {[p.cmdline() for p in alive]}"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from byoa.data.blocks import Block
 from byoa.evaluation import plots
 from byoa.evaluation.evaluate import verdict
-from byoa.evaluation.split import (
+from byoa.stats.split import (
     TEST,
     TRAIN,
     VALIDATION,
@@ -340,3 +340,24 @@ def test_evaluation_needs_no_network_and_writes_only_under_opt_ml_and_tmp(job, t
     assert (job.root / "output" / "data" / "roc.png").exists()
     assert list(home.iterdir()) == [] and list(cwd.iterdir()) == []
     assert list(tmp.iterdir()) == []  # the temporary matplotlib cache is removed at exit
+
+
+def test_past_the_evaluation_budget_a_uniform_sample_is_scored_and_the_report_says_how_many(make_job):
+    X, y = separable(n=20000, d=8)
+    jobs = {}
+    for name, budget in (("full", "256"), ("sampled", "0.2")):  # 200 kB: 50 kB for validation and for train, 100 kB for test
+        jobs[name] = job = make_job(name)
+        job.hyperparameters({"algorithm": "linear-learner", "predictor_type": "binary_classifier", "epochs": 1, "num_models": 1})
+        job.channel("train", csv_bytes(X, y), CSV)
+        result = job.run(env={"TRAIN_EVAL_BUFFER_MB": budget})
+    full, job = report_of(jobs["full"]), jobs["sampled"]
+    assert result.rc == 0, result.log
+    split = report_of(job)["split"]
+    assert split["sizes"]["test"] > 3500 and split["sizes"]["train"] > 12000  # every record still has its role
+    for role, budget in (("test", 100_000), ("validation", 50_000), ("train", 50_000)):
+        assert 0 < split["scored"][role] <= budget / 36  # 36 bytes a record (8 float32 features and a label)
+        assert split["scored"][role] < split["sizes"][role]
+    assert "scored a uniform sample (TRAIN_EVAL_BUFFER_MB): train " in result.stderr
+    assert full["split"]["scored"] == full["split"]["sizes"] == split["sizes"]
+    sampled = report_of(job)["metrics"]["test"]["binary_classification_accuracy"]
+    assert abs(sampled - full["metrics"]["test"]["binary_classification_accuracy"]) < 0.03  # a sample still measures the model

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from byoa.evaluation import metrics as M
+from byoa.stats import metrics as M
 
 
 def test_worked_example_cat_is_positive():
@@ -73,17 +73,21 @@ def test_multiclass_and_regression_accumulators_equal_scikit_learn():
     assert r["r2"] == pytest.approx(skm.r2_score(t, p))
 
 
-def test_reservoir_is_uniform_and_seeded():
+def test_hash_samples_are_uniform_over_seeds_and_fixed_by_the_seed():
+    from byoa.data.blocks import Block
+    from byoa.stats.samples import HashSample
+
+    X = np.arange(100, dtype=np.float32)[:, None]
     counts = np.zeros(100)
     for seed in range(300):
-        res = M.Reservoir(10, seed)
+        sample = HashSample(seed, capacity=10)
         for lo in range(0, 100, 7):
-            res.add(np.arange(lo, min(lo + 7, 100)))
-        (sample,) = res.sample()
-        assert len(set(sample.tolist())) == 10
-        counts[sample] += 1
+            sample.add(Block(X[lo : lo + 7]))
+        block, _ = sample.result()
+        assert len(set(block.X[:, 0].tolist())) == 10 and sample.seen == 100
+        counts[block.X[:, 0].astype(int)] += 1
     assert counts.min() > 10 and counts.max() < 60  # expected 30 each
-    a, b = M.Reservoir(5, 7), M.Reservoir(5, 7)
-    a.add(np.arange(50))
-    b.add(np.arange(50))
-    assert a.sample()[0].tolist() == b.sample()[0].tolist()
+    a, b = HashSample(7, capacity=5), HashSample(7, capacity=5)
+    a.add(Block(X[:50]))
+    b.add(Block(X[:50]))
+    assert a.result()[0].X.tolist() == b.result()[0].X.tolist()

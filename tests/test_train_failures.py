@@ -113,11 +113,11 @@ def test_platform_hyperparameters_and_json_encoded_values_are_accepted(job):
 
 
 def test_ignored_hyperparameters_are_logged(job):
-    hp = {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "num_models": 32, "mini_batch_size": 10}
+    hp = {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "unbias_data": "true", "mini_batch_size": 10}
     job.hyperparameters(hp).channel("train", csv_bytes(X, (X[:, 0] > 0.5).astype(np.float32)), CSV)
     result = job.run()
     assert result.rc == 0, result.log
-    assert "hyperparameter num_models=32 is accepted but has no effect in this image" in result.stderr
+    assert "hyperparameter unbias_data=True is accepted but has no effect in this image" in result.stderr
 
 
 def test_algorithm_from_the_environment(job):

@@ -7,6 +7,10 @@ path must not change what the algorithm sees), and a sensible one.
 
 from __future__ import annotations
 
+import errno
+import os
+import time
+
 import numpy as np
 import pytest
 from conftest import encode
@@ -26,8 +30,8 @@ CASES = {
     "decision-tree": ("iris", True, {"max_depth": 4}, lambda r: r.metric("train", "multiclass_accuracy") > 0.95),
     "random-forest": ("iris", True, {"n_estimators": 10, "max_leaf_nodes": 8}, lambda r: r.metric("train", "multiclass_accuracy") > 0.9),
 }
-# Pipe-mode passes each algorithm reads: its epochs, plus one for the evaluation of the model (trees keep rows in memory).
-PIPE_PASSES = {"kmeans": EPOCHS + 1, "knn": 2, "linear-learner": EPOCHS + 1, "pca": 2, "decision-tree": 1, "random-forest": 1}
+# Pipe-mode passes each algorithm reads: exactly its epochs (one for those that make one pass); never one more for metrics.
+PIPE_PASSES = {"kmeans": EPOCHS, "knn": 1, "linear-learner": EPOCHS, "pca": 1, "decision-tree": 1, "random-forest": 1}
 
 
 def dataset(name, iris):
@@ -96,3 +100,70 @@ def test_record_wrapper_recordio_unwraps_each_object(mode, make_job, iris, refer
     _, model = job.model()
     assert (model.predict(X)["predicted_label"] == y).mean() > 0.95
     assert result.metric("train", "multiclass_accuracy") > 0.95
+
+
+class CountingFeeder:
+    """Writes ``data`` into FIFOs <channel>_0 .. <channel>_<offered-1>, each as soon as a reader opens it, and
+    records which ones were opened."""
+
+    def __init__(self, folder, channel: str, data: bytes, offered: int):
+        import threading
+
+        self.opened: list[int] = []
+        self.stop = threading.Event()
+        self.threads = []
+        for epoch in range(offered):
+            path = folder / f"{channel}_{epoch}"
+            os.mkfifo(path)
+            thread = threading.Thread(target=self._feed, args=(path, epoch, data), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _feed(self, path, epoch, data):
+        while not self.stop.is_set():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise
+                time.sleep(0.01)
+                continue
+            self.opened.append(epoch)
+            os.set_blocking(fd, True)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+            except BrokenPipeError:
+                pass
+            return
+
+    def close(self):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.mark.parametrize("algorithm", list(CASES))
+def test_pipe_mode_opens_each_channel_only_as_often_as_it_must(algorithm, make_job, iris):
+    """train: once per epoch (once for one-pass algorithms), never again for metrics; validation and test: once."""
+    from byoa.algorithms import ALGORITHMS
+    from byoa.hyperparameters import parse
+
+    data_name, supervised, hp, _ = CASES[algorithm]
+    X, y = dataset(data_name, iris)
+    encoded = {name: encode("dense", X[part], y[part] if supervised else None)[0]
+               for name, part in (("train", slice(0, 100)), ("validation", slice(100, 125)), ("test", slice(125, None)))}
+    job = make_job(f"passes-{algorithm}")
+    job.hyperparameters({"algorithm": algorithm, **hp})
+    for name in encoded:
+        job.channel(name, None, "application/x-recordio-protobuf", mode="Pipe")
+    expected = ALGORITHMS[algorithm](parse(ALGORITHMS[algorithm].params, {k: str(v) for k, v in hp.items()}, algorithm).values).epochs
+    feeders = {name: CountingFeeder(job.data_dir, name, data, expected + 1 if name == "train" else 2) for name, data in encoded.items()}
+    try:
+        result = job.run()
+    finally:
+        for feeder in feeders.values():
+            feeder.close()
+    assert result.rc == 0, result.log
+    assert sorted(feeders["train"].opened) == list(range(expected))
+    assert feeders["validation"].opened == [0] and feeders["test"].opened == [0]

@@ -1,45 +1,62 @@
-"""What every algorithm provides, and the epoch loop the streaming ones share."""
+"""What every algorithm provides: a Model, and its training written as a reduction over partitions.
+
+A partition is one host's share of the training data; a one-host job is a cluster of one
+partition. The executor (``engine``) runs every algorithm the same way, in epochs of rounds:
+
+* ``round()`` names the phase a round starts with and how many local mini-batches each
+  partition takes for it (None: the rest of its pass);
+* each partition computes ``partial(phase, shared, batches)`` from its own records, where
+  ``shared`` is the leader's ``broadcast(phase)``; partials fold with ``merge`` (associative:
+  any grouping gives the same result, so hosts may be merged in any tree);
+* the leader's ``update(phase, merged)`` changes its state and names the next phase on the
+  same records, or None to end the round; a round where no partition had records ends the epoch;
+* ``end_epoch(epoch, validate)`` may score the validation records and stop early;
+  ``finish(validate)`` builds the model.
+
+``validate(phase, shared)`` runs ``partial`` over every partition's validation records and
+returns the merged result (None if there are none). The leader and each partition hold
+separate instances: partition-side attributes are that partition's memory between calls,
+and ``partial`` must not change ``shared`` (on one host it is the leader's own object).
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-import time
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator
+from typing import Callable, ClassVar, Iterable
 
 import numpy as np
 
-from ..data.blocks import Block, rebatch
-from ..data.channels import Channel
+from ..data.blocks import Block
 from ..errors import DataError
-from ..evaluation import split
-from ..evaluation.metrics import MetricDef
 from ..hyperparameters import Integer, Param
-from ..model_io import ArtifactWriter, ModelFormatError, load
+from ..stats import split
+from ..stats.metrics import MetricDef
 
 log = logging.getLogger("byoa.train")
 
 SEED = Param("seed", Integer(0, 2**32 - 1), 0, "drives every random choice (and the data split): the same job gives the same model")
 COMMON = [*split.PARAMS, SEED]  # every algorithm's evaluation settings
-EVAL_BATCH = 10000
+WHOLE_PASS = None  # ``round()``'s batch count: the rest of the pass
 
 
 @dataclass
 class Context:
-    """What an algorithm may use from the job: host name, seed, checkpoints, log lines."""
+    """What an algorithm may use from the job: the host name and where its lines go."""
 
     host: str = "algo-1"
-    checkpoints: "Checkpoints | None" = None
     emit: Callable[[str], None] = print
 
     def progress(self, done: int, total: int) -> None:
         self.emit(f"#progress_metric: host={self.host}, completed {100.0 * done / total:.0f} % of epochs")
 
-    def throughput(self, channel: str, records: int, seconds: float) -> None:
+    def throughput(self, channel: str, records: int, seconds: float, host: str | None = None) -> None:
         rate = records / seconds if seconds > 0 else float("inf")
-        self.emit(f"#throughput_metric: host={self.host}, {channel} throughput={rate:.2f} records/second")
+        self.emit(f"#throughput_metric: host={host or self.host}, {channel} throughput={rate:.2f} records/second")
+
+
+QUIET = Context(emit=lambda line: None)  # partitions and k-fold folds: the job's metric lines come from the leader
 
 
 class Model:
@@ -59,7 +76,8 @@ class Model:
     def warm_up(self) -> None:
         """Prepare, in a serving worker's background thread, what the first big request would otherwise wait for."""
 
-    def evaluator(self) -> "Evaluator":
+    def evaluator(self, role: str = "test") -> "Evaluator":
+        """A fresh evaluator for the records of ``role`` (train, validation or test)."""
         raise NotImplementedError
 
     def finalize(self, evaluators: dict[str, "Evaluator"]) -> None:
@@ -90,19 +108,21 @@ class Evaluator:
         raise NotImplementedError
 
     def merge(self, other: "Evaluator") -> None:
-        """Add another host's evaluator of the same role (multi-host evaluation)."""
+        """Add another host's evaluator of the same role."""
         self.acc.merge(other.acc)
 
 
 class Algorithm:
-    """Fits a Model from channels. ``params`` is the single declaration of its hyperparameters."""
+    """One algorithm: its hyperparameters (``params``, the single declaration), its metrics, its model,
+    and its training as a reduction (see the module docstring)."""
 
     name: ClassVar[str]
     params: ClassVar[list[Param]]
     metric_defs: ClassVar[list[MetricDef]]
-    streaming: ClassVar[bool]  # resumable epochs over a stream (checkpoints)
-    in_memory: ClassVar[bool] = False  # reads all training records into memory
     model_class: ClassVar[type]
+    in_memory: ClassVar[bool] = False  # reads all training records into memory in one pass
+    checkpoints: ClassVar[bool] = False  # its leader state survives a restart (``state``/``load_state``)
+    train_sample_limit: ClassVar[int | None] = None  # most training records scored for train-role metrics
 
     @classmethod
     def supervision(cls, hp: dict) -> str:
@@ -111,14 +131,24 @@ class Algorithm:
         return "unsupervised" if not kind else ("regressor" if kind == "regressor" else "classifier")
 
     @classmethod
+    def configure(cls, hp: dict, platform: dict) -> dict:
+        """The hyperparameters to train with, given the ones the platform added (``_tuning_objective_metric``, ...)."""
+        return hp
+
+    @classmethod
+    def validation_limit(cls, hp: dict) -> int | None:
+        """Most validation records the job keeps (None: as many as the evaluation budget holds)."""
+        return None
+
+    @classmethod
     def uses_validation(cls, hp: dict, labels=None) -> bool:
-        """Whether something (a threshold, early stopping) is chosen on validation data.
+        """Whether something (a threshold, early stopping, model selection) is chosen on validation data.
         ``labels``: the training labels, when they are already in memory."""
         return False
 
-    def __init__(self, hp: dict, ctx: Context):
-        self.hp = hp
-        self.ctx = ctx
+    def __init__(self, hp: dict, ctx: Context = QUIET, count: int = 1, index: int = 0):
+        """``count`` partitions in the job; ``index``: which one this instance serves (partition side)."""
+        self.hp, self.ctx, self.count, self.index = hp, ctx, count, index
         self.rng = np.random.default_rng(hp["seed"])
 
     @property
@@ -126,9 +156,45 @@ class Algorithm:
         value = self.hp.get("feature_dim")
         return value if isinstance(value, int) else None
 
-    def fit(self, train: Channel, validation) -> Model:
-        """``train``: the training part (a channel or a view of one). ``validation``: a channel,
-        a ``HeldOutStream`` whose rows arrive during each training pass, or None."""
+    # --- the schedule (leader)
+    @property
+    def epochs(self) -> int:
+        return 1
+
+    @property
+    def batch_size(self) -> int:
+        """The global mini-batch; each of n partitions takes ceil(batch_size / n) records."""
+        return self.hp.get("mini_batch_size", 2**62)
+
+    def round(self) -> tuple[str, int | None]:
+        raise NotImplementedError
+
+    def broadcast(self, phase: str):
+        return None
+
+    # --- the reduction
+    def partial(self, phase: str, shared, batches: Iterable[Block]):
+        """Partition side: what this partition's records give. None when it has none."""
+        raise NotImplementedError
+
+    def merge(self, phase: str, a, b):
+        raise NotImplementedError
+
+    def update(self, phase: str, merged) -> str | None:
+        raise NotImplementedError
+
+    def end_epoch(self, epoch: int, validate) -> bool:
+        """Whether to stop after this epoch."""
+        return False
+
+    def finish(self, validate) -> Model:
+        raise NotImplementedError
+
+    # --- checkpoints (algorithms with ``checkpoints = True``)
+    def state(self) -> tuple[dict, dict]:
+        raise NotImplementedError
+
+    def load_state(self, arrays: dict, meta: dict) -> None:
         raise NotImplementedError
 
 
@@ -141,70 +207,3 @@ def require_labels(block: Block, channel: str) -> np.ndarray:
     return block.y
 
 
-def batches(channel: Channel, size: int) -> Iterator[Block]:
-    return rebatch(channel.next_pass(), size)
-
-
-def stream_epochs(
-    algo: Algorithm,
-    channel: Channel,
-    epochs: int,
-    batch_size: int,
-    step: Callable[[Block], None],
-    end_epoch: Callable[[int], bool] = lambda epoch: False,
-) -> int:
-    """The shared epoch loop: resume from a checkpoint, one pass per epoch, metrics, checkpoint at each end.
-
-    ``end_epoch`` returns True to stop early. Returns the number of epochs run in this job.
-    """
-    ctx, start = algo.ctx, 0
-    if ctx.checkpoints is not None:
-        restored = ctx.checkpoints.restore(algo)
-        if restored is not None:
-            start = restored + 1
-            log.info("resumed from the checkpoint of epoch %d in %s", restored, ctx.checkpoints.folder)
-    for epoch in range(start, epochs):
-        started = time.monotonic()
-        seen = 0
-        for batch in rebatch(channel.next_pass(), batch_size):
-            step(batch)
-            seen += len(batch)
-        if seen == 0:
-            raise DataError(f"channel '{channel.name}' has no records (epoch {epoch})")
-        elapsed = time.monotonic() - started
-        log.info(
-            "epoch %d/%d: %d records, %.1f MB in %.2f s", epoch + 1, epochs, seen, channel.bytes_last_pass / 1e6, elapsed
-        )
-        ctx.throughput(channel.name, seen, elapsed)
-        ctx.progress(epoch + 1, epochs)
-        stop = end_epoch(epoch)
-        if ctx.checkpoints is not None:
-            ctx.checkpoints.save(algo, epoch)
-        if stop:
-            log.info("stopping early after epoch %d", epoch + 1)
-            break
-    return max(epochs - start, 0)
-
-
-@dataclass
-class Checkpoints:
-    """Per-epoch state of a streaming algorithm, resumed when the job starts again (spot, StopTrainingJob)."""
-
-    folder: Path
-    fingerprint: str
-
-    def save(self, algo, epoch: int) -> None:
-        arrays, meta = algo.state()
-        ArtifactWriter(self.folder).save(algo.name, arrays, {"epoch": epoch, "fingerprint": self.fingerprint, **meta})
-
-    def restore(self, algo) -> int | None:
-        try:
-            manifest, arrays = load(self.folder)
-        except ModelFormatError:
-            return None
-        meta = manifest["meta"]
-        if manifest["algorithm"] != algo.name or meta.get("fingerprint") != self.fingerprint:
-            log.warning("ignoring the checkpoint in %s: it is from a job with other hyperparameters", self.folder)
-            return None
-        algo.load_state(arrays, meta)
-        return int(meta["epoch"])

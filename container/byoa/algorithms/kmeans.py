@@ -12,16 +12,15 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block, dense
 from ..errors import DataError
-from ..evaluation import metrics as M
-from ..evaluation.split import HashPositions
 from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real
-from .base import COMMON, Algorithm, Evaluator, Model, stream_epochs
+from ..stats import metrics as M
+from ..stats.samples import HashSample, record_hashes
+from .base import COMMON, QUIET, Algorithm, Evaluator, Model
 
 log = logging.getLogger("byoa.train")
 
 SILHOUETTE_SAMPLE = 2000
 INIT_POOL_FACTOR = 20  # kmeans++ seeds from a pool of 20x the streaming centres
-INIT_HASH_SALT = 2**32  # initial centres hash with another key than the data split
 
 
 def squared_distances(X, centers: np.ndarray) -> np.ndarray:
@@ -34,42 +33,39 @@ def squared_distances(X, centers: np.ndarray) -> np.ndarray:
     return np.maximum(np.asarray(d), 0.0)
 
 
-def init_candidates(X, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``m`` records of a batch with the smallest seeded hash of their values (dense), and those hashes.
-
-    A hash, not the batch order, picks the initial centres, so the pick does not depend on
-    how the records are split into files, hosts or batches: gathered from every host and cut
-    to the ``m`` smallest again, the same data gives the same initial centres.
-    """
-    h = HashPositions(seed + INIT_HASH_SALT).hash(X, None)
-    pick = np.argsort(h, kind="stable")[:m]
-    return dense(X[pick]).astype(np.float64), h[pick]
-
-
-def smallest_hashes(candidates: list[tuple[np.ndarray, np.ndarray]], m: int) -> np.ndarray:
-    X = np.concatenate([c[0] for c in candidates])
-    h = np.concatenate([c[1] for c in candidates])
-    return X[np.lexsort((np.arange(len(h)), h))[:m]]
-
-
 @dataclass
 class RoundReport:
-    """What one host sends the leader for one mini-batch: statistics, plus a few far records for reseeding."""
+    """One partition's part of a round: per-centre sums and counts of its mini-batch, plus its
+    farthest records (for reseeding) with their hashes, which break ties independently of batch order."""
 
     n: int
     d_sum: float
     far_X: np.ndarray
     far_d: np.ndarray
+    far_h: np.ndarray
     sums: np.ndarray
     counts: np.ndarray
 
+    def merge(self, other: "RoundReport", far_cap: int) -> "RoundReport":
+        """Sums add up; the far records are the ``far_cap`` farthest of both, so any grouping of hosts
+        keeps the records one host with all of them would keep."""
+        far_d = np.concatenate([self.far_d, other.far_d])
+        far_h = np.concatenate([self.far_h, other.far_h])
+        keep = np.lexsort((far_h, -far_d))[:far_cap]
+        return RoundReport(self.n + other.n, self.d_sum + other.d_sum, np.concatenate([self.far_X, other.far_X])[keep],
+                           far_d[keep], far_h[keep], self.sums + other.sums, self.counts + other.counts)
 
-def round_report(X, centers: np.ndarray, far_cap: int) -> RoundReport:
-    d = squared_distances(X, centers)
+
+def round_report(block: Block, centers: np.ndarray, far_cap: int, seed: int) -> RoundReport:
+    d = squared_distances(block.X, centers)
     closest = d.min(axis=1)
-    far = np.argsort(-closest, kind="stable")[:far_cap]
-    sums, counts = batch_statistics(X, centers, d)
-    return RoundReport(len(closest), float(closest.sum()), dense(X[far]).astype(np.float64), closest[far], sums, counts)
+    far = np.argpartition(-closest, far_cap - 1)[:far_cap] if far_cap < len(closest) else np.arange(len(closest))
+    far_block = block.take(far)
+    h = record_hashes(far_block, seed)
+    order = np.lexsort((h, -closest[far]))
+    sums, counts = batch_statistics(block.X, centers, d)
+    return RoundReport(len(closest), float(closest.sum()), dense(far_block.X[order]).astype(np.float64), closest[far][order],
+                       h[order], sums, counts)
 
 
 def batch_statistics(X, centers: np.ndarray, d: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +99,7 @@ class KMeansModel(Model):
             "distance_to_cluster": np.sqrt(d[np.arange(len(closest)), closest]).astype(np.float32),
         }
 
-    def evaluator(self):
+    def evaluator(self, role="test"):
         return _KMeansEvaluator(self)
 
     def to_artifacts(self):
@@ -119,13 +115,13 @@ class _KMeansEvaluator(Evaluator):
         self.model = model
         self.n = 0
         self.ssd = 0.0
-        self.sample = M.Reservoir(SILHOUETTE_SAMPLE, model.seed)
+        self.sample = HashSample(model.seed, capacity=SILHOUETTE_SAMPLE)
 
     def add(self, block: Block) -> None:
         out = self.model.predict(block.X)
         self.n += len(block)
         self.ssd += float(np.square(out["distance_to_cluster"].astype(np.float64)).sum())
-        self.sample.add(dense(block.X), out["closest_cluster"])
+        self.sample.add(Block(block.X, out["closest_cluster"]))
 
     def merge(self, other: "_KMeansEvaluator") -> None:
         self.n += other.n
@@ -134,18 +130,18 @@ class _KMeansEvaluator(Evaluator):
 
     def result(self) -> dict:
         result = {"msd": self.ssd / max(self.n, 1), "ssd": self.ssd}
-        X, labels = self.sample.sample() or (None, None)
-        if X is not None and 1 < len(np.unique(labels)) < len(labels):
+        sample, _ = self.sample.result()
+        if sample is not None and 1 < len(np.unique(sample.y)) < len(sample):
             from sklearn.metrics import silhouette_score  # scikit-learn is imported only where it is used
 
-            result["silhouette"] = float(silhouette_score(X, labels))
+            result["silhouette"] = float(silhouette_score(dense(sample.X), sample.y))
         wanted = set(self.model.eval_metrics) | {"silhouette"}
         return {k: v for k, v in result.items() if k in wanted}
 
 
 class KMeansAlgorithm(Algorithm):
     name = "kmeans"
-    streaming = True
+    checkpoints = True
     metric_defs = M.KMEANS
     model_class = KMeansModel
     params = [
@@ -169,15 +165,63 @@ class KMeansAlgorithm(Algorithm):
         *COMMON,
     ]
 
-    def __init__(self, hp, ctx):
-        super().__init__(hp, ctx)
+    def __init__(self, hp, ctx=QUIET, count=1, index=0):
+        super().__init__(hp, ctx, count, index)
         factor = hp["extra_center_factor"]
         self.n_centers = hp["k"] * (4 if factor == "auto" else factor)
         self.centers: np.ndarray | None = None
         self.counts: np.ndarray | None = None
         self.msd: float | None = None  # running mean squared distance to the closest centre
 
-    # --- streaming state (also what a checkpoint holds)
+    @property
+    def epochs(self) -> int:
+        return self.hp["epochs"]
+
+    # --- the reduction: one round per mini-batch
+    def round(self):
+        return ("init" if self.centers is None else "step"), 1
+
+    def broadcast(self, phase):
+        return None if phase == "init" else self.centers
+
+    def partial(self, phase, centers, batches):
+        if not batches:
+            return None
+        batch = batches[0]
+        if phase == "init":  # the first mini-batch's records with the smallest hashes seed the centres
+            sample = HashSample(self.hp["seed"], capacity=self.init_sample_size)
+            sample.add(batch)
+            return sample
+        if phase == "step":
+            return round_report(batch, centers, self.far_cap_for(len(centers)), self.hp["seed"])
+        return batch_statistics(batch.X, centers)  # "restat": after reseeding moved centres
+
+    def merge(self, phase, a, b):
+        if phase == "init":
+            a.merge(b)
+            return a
+        if phase == "step":
+            return a.merge(b, self.far_cap_for(len(a.sums)))
+        return a[0] + b[0], a[1] + b[1]
+
+    def update(self, phase, merged):
+        if phase == "init":
+            pool, _ = merged.result()
+            self._init_centers(dense(pool.X).astype(np.float64))
+            return "step"
+        if phase == "step":
+            if self.reseed_far(merged):
+                return "restat"
+            merged = (merged.sums, merged.counts)
+        self.move(*merged)
+        return None
+
+    def finish(self, validate):
+        if self.centers is None or len(self.centers) < self.hp["k"]:
+            raise DataError(f"k={self.hp['k']} but the training data has only {0 if self.centers is None else len(self.centers)} records")
+        return KMeansModel(self.reduce(), self.hp["eval_metrics"], self.hp["seed"])
+
+    # --- checkpoints
     def state(self):
         return {"centers": self.centers, "counts": self.counts}, {"msd": self.msd}
 
@@ -185,13 +229,14 @@ class KMeansAlgorithm(Algorithm):
         self.centers, self.counts = arrays["centers"].astype(np.float64), arrays["counts"].astype(np.float64)
         self.msd = meta["msd"]
 
+    # --- the leader's steps
     @property
     def init_sample_size(self) -> int:
         """Records the initial centres are drawn from: the centres themselves (random), or a pool (kmeans++)."""
         return self.n_centers * (INIT_POOL_FACTOR if self.hp["init_method"] == "kmeans++" else 1)
 
     def _init_centers(self, pool: np.ndarray) -> None:
-        """``pool``: the sample of ``init_candidates``, in hash order."""
+        """``pool``: the records with the smallest hashes, in hash order."""
         n = min(self.n_centers, len(pool))
         if self.hp["init_method"] == "kmeans++":
             from sklearn.cluster import kmeans_plusplus
@@ -204,44 +249,29 @@ class KMeansAlgorithm(Algorithm):
         self.centers = centers
         self.counts = np.zeros(n)
 
-    def step(self, batch: Block) -> None:
-        if self.centers is None:
-            self._init_centers(smallest_hashes([init_candidates(batch.X, self.init_sample_size, self.hp["seed"])], self.init_sample_size))
-        self.absorb([round_report(batch.X, self.centers, self.far_cap)], lambda: [batch_statistics(batch.X, self.centers)])
+    @staticmethod
+    def far_cap_for(n_centers: int) -> int:
+        """Far records a round offers for reseeding: 4x the most centres one round may move."""
+        return 4 * max(1, n_centers // 4)
 
-    @property
-    def far_cap(self) -> int:
-        """Far records a batch offers for reseeding: 4x the most centres one round may move."""
-        return 4 * max(1, len(self.centers) // 4)
-
-    def absorb(self, reports: list["RoundReport"], restat) -> None:
-        """One round: reseed far, then move the centres by the batch's per-centre sums and counts.
-
-        ``reports``: one per host (one in a single-host job). ``restat()`` recomputes the
-        (sums, counts) of each host's batch when reseeding moved centres.
-        """
-        stats = restat() if self.reseed_far(reports) else [(r.sums, r.counts) for r in reports]
-        self.update(sum(s for s, _ in stats), sum(c for _, c in stats))
-
-    def reseed_far(self, reports: list["RoundReport"]) -> bool:
+    def reseed_far(self, report: RoundReport) -> bool:
         """Move the least-used centres to records far from every centre (greedy farthest-first).
 
         "Far" is 4x the running mean squared distance to the closest centre. Without this,
         data sorted by cluster (common in files) leaves every centre seeded from the first
         batch in the first cluster, and the later clusters get only what they can drag.
-        Candidates are each batch's ``far_cap`` farthest records. Returns whether a centre moved.
+        Candidates are the round's ``far_cap`` farthest records. Returns whether a centre moved.
         """
-        batch_msd = sum(r.d_sum for r in reports) / max(sum(r.n for r in reports), 1)
+        batch_msd = report.d_sum / max(report.n, 1)
         typical = self.msd if self.msd is not None else batch_msd
         self.msd = batch_msd if self.msd is None else 0.9 * self.msd + 0.1 * batch_msd
-        far_d = np.concatenate([r.far_d for r in reports])
-        far = np.flatnonzero(far_d > 4.0 * typical) if typical > 0 else np.zeros(0, np.int64)
+        far = np.flatnonzero(report.far_d > 4.0 * typical) if typical > 0 else np.zeros(0, np.int64)
         budget = min(len(far), max(1, len(self.centers) // 4))
         if budget == 0 or self.counts.sum() == 0:
             return False
         victims = np.argsort(self.counts, kind="stable")[:budget]
-        points = np.concatenate([r.far_X for r in reports])[far]
-        dist = far_d[far].copy()
+        points = report.far_X[far]
+        dist = report.far_d[far].copy()
         moved = False
         for victim in victims:
             i = int(np.argmax(dist))
@@ -253,7 +283,7 @@ class KMeansAlgorithm(Algorithm):
             dist = np.minimum(dist, np.square(points - points[i]).sum(axis=1))
         return moved
 
-    def update(self, sums: np.ndarray, counts: np.ndarray) -> None:
+    def move(self, sums: np.ndarray, counts: np.ndarray) -> None:
         """Each centre moves to the running mean of its points (per-centre rate 1/count)."""
         half_life = self.hp["half_life_time_size"]
         if half_life:
@@ -282,9 +312,3 @@ class KMeansAlgorithm(Algorithm):
         )
         km.fit(self.centers, sample_weight=weights)
         return km.cluster_centers_
-
-    def fit(self, train, validation):
-        stream_epochs(self, train, self.hp["epochs"], self.hp["mini_batch_size"], self.step)
-        if len(self.centers) < self.hp["k"]:
-            raise DataError(f"k={self.hp['k']} but the training data has only {len(self.centers)} records")
-        return KMeansModel(self.reduce(), self.hp["eval_metrics"], self.hp["seed"])

@@ -1,10 +1,20 @@
-"""Linear learner: streaming mini-batch SGD/Adam/RMSProp over a linear model,
-with the built-in algorithm's losses, scaling, class weighting and
-threshold selection for binary classifiers."""
+"""Linear learner as the built-in does it: ``num_models`` linear models trained in parallel by
+streaming mini-batch SGD/Adam/RMSProp, one with the given settings and the others with nearby
+ones, and the best on validation data kept (by ``binary_classifier_model_selection_criteria``,
+or the objective loss). The models are columns of one weight matrix, so a mini-batch costs
+two matrix products for all of them.
+
+As a reduction: every partition trains the models on its own mini-batches from the leader's
+parameters, and the leader averages the partitions' parameters (weighted by records) after
+1, 2, 4, ... up to ``SYNC_STEPS`` local steps each epoch. On one host the average of one is the
+host's own parameters, so single-host training is plain mini-batch training.
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,12 +22,11 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block, concat
 from ..errors import ConfigError, DataError
-from ..evaluation import metrics as M
-from ..evaluation import selection
-from ..evaluation.selection import BinaryThreshold
-from ..evaluation.views import HeldOutStream
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
-from .base import COMMON, Algorithm, Evaluator, Model, batches, require_labels, stream_epochs
+from ..stats import metrics as M
+from ..stats import selection
+from ..stats.selection import BinaryThreshold, criterion_score
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
 
 log = logging.getLogger("byoa.train")
 
@@ -34,9 +43,20 @@ LOSSES = {
     ),
 }
 AUTO_LOSS = {"binary_classifier": "logistic", "multiclass_classifier": "softmax_loss", "regressor": "squared_loss"}
+OBJECTIVE_NAMES = {"logistic": "binary_classification_cross_entropy_objective", "softmax_loss": "multiclass_cross_entropy_objective"}
 
 AUTO = Options(("auto",))
 ANY_LOSS = tuple(sorted({loss for losses in LOSSES.values() for loss in losses}))
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+AUTO_MODELS = 32  # num_models=auto, as the built-in's default
+MAX_MODEL_WEIGHTS = 2**21  # auto: fewer models when feature_dim x outputs x models would pass this
+SYNC_STEPS = 64  # several hosts: most local mini-batches between averages of the parameters
+# The grid's nearby settings, nearest first; a value the user gives pins its axis.
+LR_FACTORS = (1.0, 10.0, 0.1, 3.0, 0.3, 30.0, 0.03)
+WD_VALUES = (0.0, 1e-4, 1e-2, 1e-3)
+L1_VALUES = (0.0, 1e-4)
+BASE_LR = {"adam": 0.01, "rmsprop": 0.01, "sgd": 0.1}
 
 
 def _sigmoid(s):
@@ -44,46 +64,46 @@ def _sigmoid(s):
 
 
 def _softmax(S):
-    S = S - S.max(axis=1, keepdims=True)
+    S = S - S.max(axis=-1, keepdims=True)
     E = np.exp(S)
-    return E / E.sum(axis=1, keepdims=True)
+    return E / E.sum(axis=-1, keepdims=True)
 
 
 def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Per-record loss and d loss / d score. S is (n, c); y holds labels (class index for softmax)."""
+    """Per-record, per-model loss (n, m) and d loss / d score (n, m, c). ``S`` is (n, m, c): n records,
+    m models, c outputs (c = 1 but for softmax); ``y`` holds the labels (class index for softmax)."""
     if loss == "softmax_loss":
         P = _softmax(S)
         rows = np.arange(len(y))
         cls = y.astype(np.int64)
-        value = -np.log(np.clip(P[rows, cls], 1e-15, 1))
-        P[rows, cls] -= 1.0
+        value = -np.log(np.clip(P[rows, :, cls], 1e-15, 1))
+        P[rows, :, cls] -= 1.0
         return value, P
-    s = S[:, 0]
+    s, y = S[:, :, 0], y[:, None]
     if loss == "logistic":
-        p = _sigmoid(s)
         value = np.logaddexp(0.0, s) - y * s
-        return value, (p - y)[:, None]
+        return value, (_sigmoid(s) - y)[:, :, None]
     if loss == "hinge_loss":
         sign = 2.0 * y - 1.0
         margin = hp["margin"] - sign * s
-        return np.maximum(margin, 0.0), np.where(margin > 0, -sign, 0.0)[:, None]
+        return np.maximum(margin, 0.0), np.where(margin > 0, -sign, 0.0)[:, :, None]
     r = s - y
     if loss == "squared_loss":
-        return 0.5 * r * r, r[:, None]
+        return 0.5 * r * r, r[:, :, None]
     if loss == "absolute_loss":
-        return np.abs(r), np.sign(r)[:, None]
+        return np.abs(r), np.sign(r)[:, :, None]
     if loss == "huber_loss":
         d = hp["huber_delta"]
         a = np.abs(r)
-        return np.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)), np.clip(r, -d, d)[:, None]
+        return np.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)), np.clip(r, -d, d)[:, :, None]
     if loss == "quantile_loss":
         q = hp["quantile"]
-        return np.where(r < 0, -q * r, (1 - q) * r), np.where(r < 0, -q, 1 - q)[:, None]
+        return np.where(r < 0, -q * r, (1 - q) * r), np.where(r < 0, -q, 1 - q)[:, :, None]
     eps = hp["loss_insensitivity"]
     excess = np.maximum(np.abs(r) - eps, 0.0)
     if loss == "eps_insensitive_squared_loss":
-        return 0.5 * excess**2, (np.sign(r) * excess)[:, None]
-    return excess, (np.sign(r) * (excess > 0))[:, None]  # eps_insensitive_absolute_loss
+        return 0.5 * excess**2, (np.sign(r) * excess)[:, :, None]
+    return excess, (np.sign(r) * (excess > 0))[:, :, None]  # eps_insensitive_absolute_loss
 
 
 @dataclass
@@ -111,22 +131,126 @@ class ScalerStats:
         counts = np.bincount(y.astype(np.int64), minlength=max(n_classes, 2)) if n_classes else np.zeros(2, np.int64)
         return cls(len(y), sp.issparse(sample.X), sum_x, sum_x2, float(y.sum()), float(y @ y), counts)
 
-    def merge(self, other: "ScalerStats") -> None:
-        self.n += other.n
-        self.sparse = self.sparse or other.sparse
-        self.sum_x = self.sum_x + other.sum_x
-        self.sum_x2 = self.sum_x2 + other.sum_x2
-        self.sum_y += other.sum_y
-        self.sum_y2 += other.sum_y2
+    def merge(self, other: "ScalerStats") -> "ScalerStats":
         width = max(len(self.label_counts), len(other.label_counts))
-        self.label_counts = np.pad(self.label_counts, (0, width - len(self.label_counts))) + np.pad(other.label_counts, (0, width - len(other.label_counts)))
+        counts = np.pad(self.label_counts, (0, width - len(self.label_counts))) + np.pad(other.label_counts, (0, width - len(other.label_counts)))
+        return ScalerStats(self.n + other.n, self.sparse or other.sparse, self.sum_x + other.sum_x, self.sum_x2 + other.sum_x2,
+                           self.sum_y + other.sum_y, self.sum_y2 + other.sum_y2, counts)
+
+
+@dataclass
+class Scaling:
+    """How records and labels are scaled before the linear map, and how classes are weighted: the same on every host."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    label_mean: float
+    label_scale: float
+    class_weights: np.ndarray
+    normalize_label: bool
+
+    def features(self, X):
+        """Sparse data is scaled without centring, so it stays sparse (as the built-in does)."""
+        return X.multiply(1.0 / self.scale).tocsr() if sp.issparse(X) else (X - self.mean) / self.scale
+
+    def target(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.label_mean) / self.label_scale if self.normalize_label else y
+
+
+@dataclass
+class Grid:
+    """The settings of each of the models, in model order (models of one optimizer are contiguous)."""
+
+    lr: np.ndarray
+    wd: np.ndarray
+    l1: np.ndarray
+    optimizer: list
+
+    def __len__(self) -> int:
+        return len(self.lr)
+
+    def describe(self, m: int) -> dict:
+        return {"learning_rate": float(self.lr[m]), "wd": float(self.wd[m]), "l1": float(self.l1[m]), "optimizer": self.optimizer[m]}
+
+    def groups(self) -> list[tuple[str, slice]]:
+        """(optimizer, models) runs."""
+        out, start = [], 0
+        for name, run in itertools.groupby(self.optimizer):
+            n = len(list(run))
+            out.append((name, slice(start, start + n)))
+            start += n
+        return out
+
+
+def make_grid(hp: dict, count: int) -> Grid:
+    """``count`` models: the given settings first, then the nearest combinations of the free axes
+    (learning_rate, wd, l1, optimizer); pinned axes keep the given value. With fewer combinations
+    than models, settings repeat (the models still differ by their random start)."""
+    optimizers = ["adam", "sgd"] if hp["optimizer"] == "auto" else [hp["optimizer"]]
+    lr_factors = LR_FACTORS if hp["learning_rate"] == "auto" else (1.0,)
+    wds = WD_VALUES if hp["wd"] == "auto" else (hp["wd"],)
+    l1s = L1_VALUES if hp["l1"] == "auto" else (hp["l1"],)
+    combos = []
+    for (oi, opt), (fi, factor), (wi, wd), (li, l1) in itertools.product(enumerate(optimizers), enumerate(lr_factors), enumerate(wds), enumerate(l1s)):
+        lr = BASE_LR[opt] * factor if hp["learning_rate"] == "auto" else hp["learning_rate"]
+        distance = (oi > 0) + (fi > 0) + (wi > 0) + (li > 0), oi + fi + wi + li
+        combos.append((distance, opt, lr, wd, l1))
+    combos.sort(key=lambda c: c[0])
+    chosen = [combos[i % len(combos)] for i in range(count)]
+    chosen.sort(key=lambda c: optimizers.index(c[1]))  # contiguous per optimizer; stable: nearest first within
+    return Grid(np.array([c[2] for c in chosen]), np.array([c[3] for c in chosen]), np.array([c[4] for c in chosen]),
+                [c[1] for c in chosen])
+
+
+@dataclass
+class Params:
+    """All models' parameters and optimizer state: W is (features, models x outputs)."""
+
+    W: np.ndarray
+    b: np.ndarray
+    mW: np.ndarray
+    vW: np.ndarray
+    mb: np.ndarray
+    vb: np.ndarray
+    t: int = 0
+
+    ARRAYS = ("W", "b", "mW", "vW", "mb", "vb")
+
+    def copy(self) -> "Params":
+        return Params(*(getattr(self, k).copy() for k in self.ARRAYS), self.t)
+
+
+@dataclass
+class Progress:
+    """A partition's part of a training round: its records' weighted parameter sums and its training loss."""
+
+    records: int
+    sums: dict
+    t: int
+    loss: float
+    weight: float
+
+    def merge(self, other: "Progress") -> "Progress":
+        return Progress(self.records + other.records, {k: v + other.sums[k] for k, v in self.sums.items()},
+                        max(self.t, other.t), self.loss + other.loss, self.weight + other.weight)
+
+
+@dataclass
+class Losses:
+    """Per-model sums of the objective over validation records."""
+
+    total: np.ndarray
+    n: int
+
+    def merge(self, other: "Losses") -> "Losses":
+        return Losses(self.total + other.total, self.n + other.n)
 
 
 class LinearModel(BinaryThreshold, Model):
     name = "linear-learner"
 
     def __init__(self, predictor_type, W, b, mean, scale, label_mean=0.0, label_scale=1.0, threshold=0.5, beta=1.0,
-                 top_k=3, criterion="accuracy", targets=None):
+                 top_k=3, criterion="accuracy", targets=None, model_selection=None):
         self.targets = targets or {"target_recall": 0.8, "target_precision": 0.8}
         self.predictor_type = predictor_type
         self.W, self.b = W.astype(np.float64), b.astype(np.float64)
@@ -135,6 +259,7 @@ class LinearModel(BinaryThreshold, Model):
         self.threshold = float(threshold)
         self.beta, self.top_k, self.criterion = beta, top_k, criterion
         self.selection: dict = {}
+        self.model_selection = model_selection or {}  # which of the parallel models was kept, with which settings
 
     @property
     def n_features(self) -> int:
@@ -178,7 +303,7 @@ class LinearModel(BinaryThreshold, Model):
             return {"score": P.astype(np.float32), "predicted_label": P.argmax(axis=1).astype(np.float32)}
         return {"score": (S[:, 0] * self.label_scale + self.label_mean).astype(np.float32)}
 
-    def evaluator(self):
+    def evaluator(self, role="test"):
         return _LinearEvaluator(self)
 
     def to_artifacts(self):
@@ -193,6 +318,7 @@ class LinearModel(BinaryThreshold, Model):
             "criterion": self.criterion,
             "targets": self.targets,
             "selection": self.selection,
+            "model_selection": self.model_selection,
         }
         return arrays, meta
 
@@ -201,6 +327,7 @@ class LinearModel(BinaryThreshold, Model):
         model = cls(
             meta["predictor_type"], arrays["W"], arrays["b"], arrays["mean"], arrays["scale"], meta["label_mean"],
             meta["label_scale"], meta["threshold"], meta["beta"], meta["top_k"], meta["criterion"], meta["targets"],
+            meta.get("model_selection"),
         )
         model.selection = meta.get("selection", {})
         return model
@@ -231,9 +358,10 @@ class _LinearEvaluator(Evaluator):
         return self.acc.result()
 
 
+
 class LinearLearnerAlgorithm(Algorithm):
     name = "linear-learner"
-    streaming = True
+    checkpoints = True
     metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
     model_class = LinearModel
     params = [
@@ -243,13 +371,13 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("epochs", Integer(1), 15),
         Param("mini_batch_size", Integer(1), 1000),
         Param("loss", Options(("auto", *ANY_LOSS)), "auto", "auto: logistic, softmax_loss or squared_loss by predictor_type"),
-        Param("optimizer", Options(("auto", "adam", "sgd", "rmsprop")), "auto", "auto = adam"),
-        Param("learning_rate", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto: 0.01 (adam, rmsprop), 0.1 (sgd)"),
+        Param("optimizer", Options(("auto", *OPTIMIZERS)), "auto", "auto: adam for the first model, sgd for some of the others"),
+        Param("learning_rate", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto: 0.01 (adam, rmsprop), 0.1 (sgd) for the first model, a grid around it for the others"),
         Param("beta_1", Real(0, 1), 0.9),
         Param("beta_2", Real(0, 1), 0.999),
         Param("momentum", AnyOf((AUTO, Real(0, 1))), "auto", "sgd momentum; auto = 0.9"),
-        Param("wd", AnyOf((AUTO, Real(0))), "auto", "L2 regularization; auto = 0"),
-        Param("l1", AnyOf((AUTO, Real(0))), "auto", "L1 regularization; auto = 0"),
+        Param("wd", AnyOf((AUTO, Real(0))), "auto", "L2 regularization; auto: 0 for the first model, a grid for the others"),
+        Param("l1", AnyOf((AUTO, Real(0))), "auto", "L1 regularization; auto: 0 for the first model, a grid for the others"),
         Param("use_bias", Boolean(), True),
         Param("bias_lr_mult", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto = 1"),
         Param("bias_wd_mult", AnyOf((AUTO, Real(0))), "auto", "auto = 0"),
@@ -264,7 +392,7 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("lr_scheduler_step", AnyOf((AUTO, Integer(1))), "auto", "auto = 100 updates"),
         Param("lr_scheduler_factor", AnyOf((AUTO, Real(0, 1, low_open=True))), "auto", "auto = 0.99"),
         Param("lr_scheduler_minimum_lr", AnyOf((AUTO, Real(0))), "auto", "auto = 1e-5"),
-        Param("early_stopping_patience", Integer(1), 3, "epochs without improvement before stopping"),
+        Param("early_stopping_patience", Integer(1), 3, "epochs without improvement of any model before stopping"),
         Param("early_stopping_tolerance", Real(0), 0.001, "relative improvement that counts"),
         *selection.PARAMS,
         Param("positive_example_weight_mult", AnyOf((Options(("auto", "balanced")), Real(0, low_open=True))), 1.0, "auto = balanced"),
@@ -274,15 +402,32 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("huber_delta", Real(0, low_open=True), 1.0),
         Param("quantile", Real(0, 1, low_open=True), 0.5),
         Param("loss_insensitivity", Real(0), 0.01),
-        Param("num_models", AnyOf((AUTO, Integer(1))), "auto", "one model is trained", ignored=True),
-        Param("num_calibration_samples", Integer(1), 10000000, "threshold chosen from a 10,000-bin score histogram", ignored=True),
+        Param("num_models", AnyOf((AUTO, Integer(1, 1024))), "auto",
+              f"models trained in parallel, the best on validation kept; auto = {AUTO_MODELS} (fewer for very wide data; 1 under hyperparameter tuning)"),
+        Param("num_calibration_samples", Integer(1), 10000000, "most validation records used to choose the model and its threshold"),
         Param("unbias_data", AnyOf((AUTO, Boolean())), "auto", "normalize_data centres dense data", ignored=True),
         Param("unbias_label", AnyOf((AUTO, Boolean())), "auto", "normalize_label centres labels", ignored=True),
         *COMMON,
     ]
 
-    def __init__(self, hp, ctx):
-        super().__init__(hp, ctx)
+    @classmethod
+    def configure(cls, hp: dict, platform: dict) -> dict:
+        """Under automatic model tuning the built-in trains one model (tuning searches the settings itself)."""
+        if "_tuning_objective_metric" in platform and hp["num_models"] == "auto":
+            log.info("num_models=auto -> 1 under hyperparameter tuning (_tuning_objective_metric is set)")
+            return {**hp, "num_models": 1}
+        return hp
+
+    @classmethod
+    def uses_validation(cls, hp: dict, labels=None) -> bool:
+        return True
+
+    @classmethod
+    def validation_limit(cls, hp: dict) -> int | None:
+        return hp["num_calibration_samples"]
+
+    def __init__(self, hp, ctx=QUIET, count=1, index=0):
+        super().__init__(hp, ctx, count, index)
         kind = hp["predictor_type"]
         if kind == "multiclass_classifier" and hp["num_classes"] == "auto":
             raise ConfigError("num_classes is required when predictor_type=multiclass_classifier")
@@ -290,46 +435,147 @@ class LinearLearnerAlgorithm(Algorithm):
         if self.loss not in LOSSES[kind]:
             raise ConfigError(f"loss={self.loss} does not fit predictor_type={kind}; use one of: {', '.join(LOSSES[kind])}")
         self.n_out = hp["num_classes"] if kind == "multiclass_classifier" else 1
-        self.optimizer = "adam" if hp["optimizer"] == "auto" else hp["optimizer"]
-        lr = hp["learning_rate"]
-        self.lr = (0.1 if self.optimizer == "sgd" else 0.01) if lr == "auto" else lr
         auto = lambda name, default: default if hp[name] == "auto" else hp[name]  # noqa: E731
-        self.wd, self.l1 = auto("wd", 0.0), auto("l1", 0.0)
         self.momentum = auto("momentum", 0.9)
         self.bias_lr, self.bias_wd = auto("bias_lr_mult", 1.0), auto("bias_wd_mult", 0.0)
         self.sched_step, self.sched_factor = auto("lr_scheduler_step", 100), auto("lr_scheduler_factor", 0.99)
         self.sched_min = auto("lr_scheduler_minimum_lr", 1e-5)
         self.normalize_label = kind == "regressor" if hp["normalize_label"] == "auto" else hp["normalize_label"]
-        self.W = self.b = None
-        self.mean = self.scale = None
-        self.label_mean, self.label_scale = 0.0, 1.0
-        self.class_weights: np.ndarray | None = None
-        self.t = 0
-        self.best = (np.inf, None)
-        self.bad_epochs = 0
-        self.epoch_loss = self.epoch_weight = 0.0
-        self._warmup: list[Block] = []
-        self._warm_count = 0
+        self.scaling: Scaling | None = None
+        self.params: Params | None = None
+        self.grid: Grid | None = None
+        self.best_obj = self.best_W = self.best_b = self.bad = None  # per model: best objective so far, its parameters
+        self.epoch_loss: np.ndarray | float = 0.0
+        self.epoch_weight = 0.0
+        self.sync_round = 0
+        self._cols: dict | None = None  # partition side: the grid's per-column settings
+        self.judged_on = "training"  # where the epochs' objective came from: validation or training records
 
-    # --- checkpoint state
+    @property
+    def epochs(self) -> int:
+        return self.hp["epochs"]
+
+    @property
+    def n_classes(self) -> int:
+        return 0 if self.hp["predictor_type"] == "regressor" else max(self.n_out, 2)
+
+    def num_models(self, d: int) -> int:
+        given = self.hp["num_models"]
+        return given if given != "auto" else max(1, min(AUTO_MODELS, MAX_MODEL_WEIGHTS // (d * self.n_out)))
+
+    # --- the reduction: a scaler round, then rounds of local mini-batch steps whose parameters are averaged
+    def round(self):
+        local = math.ceil(self.batch_size / self.count)
+        if self.params is None:
+            return "scale", max(1, math.ceil(self.hp["num_point_for_scaler"] / (self.count * local)))
+        if self.count == 1:
+            return "train", WHOLE_PASS
+        steps = min(2**self.sync_round, SYNC_STEPS)
+        self.sync_round += 1
+        return "train", steps
+
+    def broadcast(self, phase):
+        return None if phase == "scale" else (self.scaling, self.params)
+
+    def partial(self, phase, shared, batches):
+        if phase == "scale":
+            blocks = [b for b in batches]
+            for b in blocks:
+                self._check_labels(require_labels(b, "train"))
+            return ScalerStats.of(concat(blocks), self.n_classes) if blocks else None
+        if phase == "train":
+            return self._train(*shared, batches)
+        if phase == "objective":
+            return self._objective(*shared, batches)
+        return self._score_histograms(*shared, batches)  # "scores"
+
+    def merge(self, phase, a, b):
+        if phase == "scores":
+            for x, y in zip(a, b):
+                x.merge(y)
+            return a
+        return a.merge(b)
+
+    def update(self, phase, merged):
+        if phase == "scale":
+            self._setup(merged)
+            return "train"
+        self.params = Params(*(merged.sums[k] / merged.records for k in Params.ARRAYS), merged.t)
+        self.epoch_loss = self.epoch_loss + merged.loss
+        self.epoch_weight += merged.weight
+        return None
+
+    def end_epoch(self, epoch, validate) -> bool:
+        """Judge every epoch on one yardstick: the objective on the validation records (the training loss
+        of the epoch when there are none), in the units the models train in."""
+        self.sync_round = 0
+        losses = validate("objective", (self.scaling, self.params))
+        if losses is not None and losses.n:
+            objective, source = losses.total / losses.n, "validation"
+        else:
+            objective, source = np.asarray(self.epoch_loss) / max(self.epoch_weight, 1e-12), "train"
+        self.epoch_loss, self.epoch_weight = 0.0, 0.0
+        self.judged_on = "validation" if source == "validation" else "training"
+        improved = ~np.isfinite(self.best_obj) | (objective < self.best_obj * (1 - self.hp["early_stopping_tolerance"]))
+        c = self.n_out
+        columns = np.repeat(improved, c)
+        self.best_obj = np.where(improved, objective, self.best_obj)
+        self.best_W[:, columns] = self.params.W[:, columns]
+        self.best_b[columns] = self.params.b[columns]
+        self.bad = np.where(improved, 0, self.bad + 1)
+        name = OBJECTIVE_NAMES.get(self.loss, f"{self.loss}_objective")
+        self.ctx.emit(f"#quality_metric: host={self.ctx.host}, epoch={epoch}, {source} {name} <loss>={float(np.min(objective)):.6g}")
+        return bool((self.bad >= self.hp["early_stopping_patience"]).all())
+
+    def finish(self, validate) -> LinearModel:
+        if self.params is None:
+            raise DataError("channel 'train' has no records")
+        chosen, how = self._select(validate)
+        c = self.n_out
+        columns = slice(chosen * c, (chosen + 1) * c)
+        settings = self.grid.describe(chosen)
+        choice = {"num_models": len(self.grid), "chosen": chosen, "settings": settings, "judged_by": how}
+        if len(self.grid) > 1:
+            log.info("model %d of %d kept (%s), judged by %s", chosen + 1, len(self.grid),
+                     ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items()), how)
+        s = self.scaling
+        return LinearModel(
+            self.hp["predictor_type"], self.best_W[:, columns], self.best_b[columns], s.mean, s.scale, s.label_mean,
+            s.label_scale, 0.5, self.hp["f_beta"], self.hp["accuracy_top_k"], self.hp["binary_classifier_model_selection_criteria"],
+            {"target_recall": self.hp["target_recall"], "target_precision": self.hp["target_precision"]}, choice,
+        )
+
+    def _select(self, validate) -> tuple[int, str]:
+        """The model to keep: by the selection criterion on validation data (binary classifiers), else by the
+        objective; ties go to the model nearest the given settings (lower index)."""
+        criterion = self.hp["binary_classifier_model_selection_criteria"]
+        if len(self.grid) == 1:
+            return 0, "the only model"
+        if self.hp["predictor_type"] == "binary_classifier" and criterion != "loss_function":
+            accs = validate("scores", (self.scaling, Params(self.best_W, self.best_b, *(None,) * 4)))
+            if accs is not None and accs[0].count:
+                targets = {"target_recall": self.hp["target_recall"], "target_precision": self.hp["target_precision"]}
+                scores = [criterion_score(acc, criterion, targets, self.hp["f_beta"]) for acc in accs]
+                best = max(range(len(scores)), key=lambda m: (scores[m], -m))
+                return best, f"{criterion} on validation data ({scores[best][-1]:.4f}; worst model {min(scores)[-1]:.4f})"
+        best = int(np.argmin(self.best_obj))
+        return best, f"the objective on {self.judged_on} data ({self.best_obj[best]:.4g}; worst model {np.max(self.best_obj):.4g})"
+
+    # --- checkpoints
     def state(self):
-        arrays = {k: getattr(self, k) for k in ("W", "b", "mean", "scale", "m_W", "v_W", "m_b", "v_b", "class_weights")}
-        best_loss, best_params = self.best
-        if best_params is not None:
-            arrays["best_W"], arrays["best_b"] = best_params
-        meta = {"t": self.t, "label_mean": self.label_mean, "label_scale": self.label_scale,
-                "best_loss": best_loss if np.isfinite(best_loss) else None, "bad_epochs": self.bad_epochs, "lr": self.lr}
-        return arrays, meta
+        s, p = self.scaling, self.params
+        arrays = {**{k: getattr(p, k) for k in Params.ARRAYS}, "mean": s.mean, "scale": s.scale, "class_weights": s.class_weights,
+                  "best_obj": self.best_obj, "best_W": self.best_W, "best_b": self.best_b, "bad": self.bad}
+        return arrays, {"t": p.t, "label_mean": s.label_mean, "label_scale": s.label_scale}
 
     def load_state(self, arrays, meta):
-        for k in ("W", "b", "mean", "scale", "m_W", "v_W", "m_b", "v_b", "class_weights"):
-            setattr(self, k, arrays[k].astype(np.float64))
-        self.t, self.bad_epochs, self.lr = meta["t"], meta["bad_epochs"], meta["lr"]
-        self.label_mean, self.label_scale = meta["label_mean"], meta["label_scale"]
-        best = meta["best_loss"]
-        self.best = (np.inf if best is None else best, (arrays["best_W"], arrays["best_b"]) if "best_W" in arrays else None)
+        self.scaling = Scaling(arrays["mean"], arrays["scale"], meta["label_mean"], meta["label_scale"], arrays["class_weights"],
+                               self.normalize_label)
+        self.params = Params(*(arrays[k] for k in Params.ARRAYS), meta["t"])
+        self.best_obj, self.best_W, self.best_b, self.bad = arrays["best_obj"], arrays["best_W"], arrays["best_b"], arrays["bad"]
+        self.grid = make_grid(self.hp, len(self.best_obj))
 
-    # --- set-up from the first num_point_for_scaler records
+    # --- the leader's set-up from the first num_point_for_scaler records
     def _check_labels(self, y: np.ndarray) -> None:
         kind = self.hp["predictor_type"]
         if kind == "binary_classifier":
@@ -341,181 +587,131 @@ class LinearLearnerAlgorithm(Algorithm):
             if len(bad):
                 raise DataError(f"predictor_type=multiclass_classifier with num_classes={self.n_out} needs labels 0..{self.n_out - 1}; found {bad[0]:g}")
 
-    def _setup(self, stats: "ScalerStats") -> None:
+    def _setup(self, stats: ScalerStats) -> None:
         d = len(stats.sum_x)
         if self.hp["normalize_data"]:
             n = max(stats.n, 1)
             if stats.sparse:
-                self.mean, self.scale = np.zeros(d), np.sqrt(stats.sum_x2 / n)
+                mean, scale = np.zeros(d), np.sqrt(stats.sum_x2 / n)
             else:
-                self.mean = stats.sum_x / n
-                self.scale = np.sqrt(np.maximum(stats.sum_x2 / n - self.mean**2, 0.0))
-            self.scale[self.scale < 1e-8] = 1.0
+                mean = stats.sum_x / n
+                scale = np.sqrt(np.maximum(stats.sum_x2 / n - mean**2, 0.0))
+            scale[scale < 1e-8] = 1.0
         else:
-            self.mean, self.scale = np.zeros(d), np.ones(d)
+            mean, scale = np.zeros(d), np.ones(d)
+        label_mean, label_scale = 0.0, 1.0
         if self.normalize_label:
-            mean = stats.sum_y / stats.n
-            self.label_mean, self.label_scale = float(mean), float(np.sqrt(max(stats.sum_y2 / stats.n - mean**2, 0.0))) or 1.0
-        kind = self.hp["predictor_type"]
-        counts = stats.label_counts
+            label_mean = stats.sum_y / stats.n
+            label_scale = float(np.sqrt(max(stats.sum_y2 / stats.n - label_mean**2, 0.0))) or 1.0
+        self.scaling = Scaling(mean, scale, float(label_mean), float(label_scale), self._class_weights(stats), self.normalize_label)
+        models = self.num_models(d)
+        self.grid = make_grid(self.hp, models)
+        width = models * self.n_out
+        if self.hp["init_method"] == "uniform":
+            W = self.rng.uniform(-self.hp["init_scale"], self.hp["init_scale"], (d, width))
+        else:
+            W = self.rng.normal(0, self.hp["init_sigma"], (d, width))
+        b = np.full(width, self.hp["init_bias"] if self.hp["use_bias"] else 0.0)
+        self.params = Params(W, b, np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b))
+        self.best_obj, self.best_W, self.best_b = np.full(models, np.inf), W.copy(), b.copy()
+        self.bad = np.zeros(models, np.int64)
+        log.info("linear-learner: %d model%s in parallel (%s)", models, "s" * (models > 1),
+                 "; ".join(f"{opt}: {sl.stop - sl.start}" for opt, sl in self.grid.groups()))
+
+    def _class_weights(self, stats: ScalerStats) -> np.ndarray:
+        kind, counts = self.hp["predictor_type"], stats.label_counts
         if kind == "binary_classifier":
             mult = self.hp["positive_example_weight_mult"]
             pos = float(counts[1])
             if mult in ("auto", "balanced"):
                 mult = (stats.n - pos) / pos if pos else 1.0
-                log.info("positive_example_weight_mult=%s -> %.4f (negatives/positives in the first %d records)", self.hp["positive_example_weight_mult"], mult, stats.n)
-            self.class_weights = np.array([1.0, mult])
-        elif kind == "multiclass_classifier" and self.hp["balance_multiclass_weights"]:
+                log.info("positive_example_weight_mult=%s -> %.4f (negatives/positives in the first %d records)",
+                         self.hp["positive_example_weight_mult"], mult, stats.n)
+            return np.array([1.0, mult])
+        if kind == "multiclass_classifier" and self.hp["balance_multiclass_weights"]:
             counts = counts[: self.n_out].astype(np.float64)
-            self.class_weights = np.where(counts > 0, stats.n / (self.n_out * np.maximum(counts, 1)), 1.0)
-        else:
-            self.class_weights = np.ones(max(self.n_out, 2))
-        if self.hp["init_method"] == "uniform":
-            self.W = self.rng.uniform(-self.hp["init_scale"], self.hp["init_scale"], (d, self.n_out))
-        else:
-            self.W = self.rng.normal(0, self.hp["init_sigma"], (d, self.n_out))
-        self.b = np.full(self.n_out, self.hp["init_bias"] if self.hp["use_bias"] else 0.0)
-        self.m_W, self.v_W = np.zeros_like(self.W), np.zeros_like(self.W)
-        self.m_b, self.v_b = np.zeros_like(self.b), np.zeros_like(self.b)
+            return np.where(counts > 0, stats.n / (self.n_out * np.maximum(counts, 1)), 1.0)
+        return np.ones(max(self.n_out, 2))
 
-    @property
-    def n_classes(self) -> int:
-        return 0 if self.hp["predictor_type"] == "regressor" else max(self.n_out, 2)
+    # --- partition side
+    def _columns(self, params: Params) -> dict:
+        """Per-column (model x output) settings of the grid, made once per partition."""
+        width = params.W.shape[1]
+        if self._cols is None or len(self._cols["lr"]) != width:
+            grid = make_grid(self.hp, width // self.n_out)
+            c = self.n_out
+            self._cols = {"lr": np.repeat(grid.lr, c), "wd": np.repeat(grid.wd, c), "l1": np.repeat(grid.l1, c),
+                          "groups": [(opt, slice(sl.start * c, sl.stop * c)) for opt, sl in grid.groups()]}
+        return self._cols
 
-    def _model(self, W=None, b=None) -> LinearModel:
-        return LinearModel(
-            self.hp["predictor_type"], self.W if W is None else W, self.b if b is None else b, self.mean, self.scale,
-            self.label_mean, self.label_scale, 0.5, self.hp["f_beta"], self.hp["accuracy_top_k"],
-            self.hp["binary_classifier_model_selection_criteria"],
-            {"target_recall": self.hp["target_recall"], "target_precision": self.hp["target_precision"]},
-        )
+    def _scores(self, scaling: Scaling, W, b, X) -> np.ndarray:
+        """(records, models, outputs) raw scores."""
+        S = np.asarray(scaling.features(X) @ W) + b
+        return S.reshape(len(S), -1, self.n_out)
 
-    # --- training
-    def step(self, batch: Block) -> None:
-        y = require_labels(batch, "train")
-        self._check_labels(y)
-        if self.W is None:
-            self._warmup.append(batch)
-            self._warm_count += len(batch)
-            if self._warm_count < self.hp["num_point_for_scaler"]:
-                return
-            self._flush_warmup()
-            return
-        self._update(batch.X, y)
+    def _train(self, scaling: Scaling, shared: Params, batches) -> Progress | None:
+        p = shared.copy()
+        cols = self._columns(p)
+        records, loss, weight = 0, 0.0, 0.0
+        for batch in batches:
+            y = require_labels(batch, "train")
+            self._check_labels(y)
+            batch_loss, batch_weight = self._step(p, scaling, cols, batch.X, y)
+            records += len(y)
+            loss, weight = loss + batch_loss, weight + batch_weight
+        if records == 0:
+            return None
+        return Progress(records, {k: getattr(p, k) * records for k in Params.ARRAYS}, p.t, loss, weight)
 
-    def _flush_warmup(self) -> None:
-        if not self._warmup:
-            return
-        blocks, self._warmup = self._warmup, []
-        self._setup(ScalerStats.of(concat(blocks), self.n_classes))
-        for block in blocks:
-            self._update(block.X, block.y)
-
-    def _update(self, X, y) -> None:
-        Xn = X.multiply(1.0 / self.scale).tocsr() if sp.issparse(X) else (X - self.mean) / self.scale
-        target = (y - self.label_mean) / self.label_scale if self.normalize_label else y
-        S = np.asarray(Xn @ self.W) + self.b
-        loss, G = loss_and_gradient(self.loss, S, target, self.hp)
-        if self.hp["predictor_type"] != "regressor":
-            w = self.class_weights[y.astype(np.int64)]
-        else:
-            w = np.ones(len(y))
+    def _step(self, p: Params, scaling: Scaling, cols: dict, X, y) -> tuple[np.ndarray, float]:
+        """One mini-batch step of every model; returns the models' weighted loss sums and the weight."""
+        Xn = scaling.features(X)
+        S = np.asarray(Xn @ p.W) + p.b
+        n = len(y)
+        value, G = loss_and_gradient(self.loss, S.reshape(n, -1, self.n_out), scaling.target(y), self.hp)
+        w = scaling.class_weights[y.astype(np.int64)] if self.hp["predictor_type"] != "regressor" else np.ones(n)
         total = w.sum()
-        self.epoch_loss += float(loss @ w)
-        self.epoch_weight += total
-        G = G * (w / total)[:, None]
-        gW = np.asarray(Xn.T @ G) + self.wd * self.W + self.l1 * np.sign(self.W)
-        gb = G.sum(axis=0) * self.bias_lr + self.bias_wd * self.wd * self.b if self.hp["use_bias"] else np.zeros_like(self.b)
-        self.t += 1
-        lr = self.lr
+        G = G.reshape(n, -1) * (w / total)[:, None]
+        gW = np.asarray(Xn.T @ G) + cols["wd"] * p.W + cols["l1"] * np.sign(p.W)
+        gb = G.sum(axis=0) * self.bias_lr + self.bias_wd * cols["wd"] * p.b if self.hp["use_bias"] else np.zeros_like(p.b)
+        p.t += 1
+        lr = cols["lr"]
         if self.hp["use_lr_scheduler"]:
-            lr = max(self.lr * self.sched_factor ** (self.t // self.sched_step), self.sched_min)
-        if self.optimizer == "adam":
-            b1, b2 = self.hp["beta_1"], self.hp["beta_2"]
-            for p, g, m, v in ((self.W, gW, self.m_W, self.v_W), (self.b, gb, self.m_b, self.v_b)):
-                m *= b1
-                m += (1 - b1) * g
-                v *= b2
-                v += (1 - b2) * g * g
-                p -= lr * (m / (1 - b1**self.t)) / (np.sqrt(v / (1 - b2**self.t)) + 1e-8)
-        elif self.optimizer == "rmsprop":
-            for p, g, v in ((self.W, gW, self.v_W), (self.b, gb, self.v_b)):
-                v *= 0.9
-                v += 0.1 * g * g
-                p -= lr * g / (np.sqrt(v) + 1e-8)
-        else:
-            for p, g, m in ((self.W, gW, self.m_W), (self.b, gb, self.m_b)):
-                m *= self.momentum
-                m -= lr * g
-                p += m
+            lr = np.maximum(lr * self.sched_factor ** (p.t // self.sched_step), self.sched_min)
+        b1, b2 = self.hp["beta_1"], self.hp["beta_2"]
+        for optimizer, sl in cols["groups"]:
+            for param, g, m, v in ((p.W, gW, p.mW, p.vW), (p.b, gb, p.mb, p.vb)):
+                param, g, m, v, rate = param[..., sl], g[..., sl], m[..., sl], v[..., sl], lr[sl]
+                if optimizer == "adam":
+                    m *= b1
+                    m += (1 - b1) * g
+                    v *= b2
+                    v += (1 - b2) * g * g
+                    param -= rate * (m / (1 - b1**p.t)) / (np.sqrt(v / (1 - b2**p.t)) + 1e-8)
+                elif optimizer == "rmsprop":
+                    v *= 0.9
+                    v += 0.1 * g * g
+                    param -= rate * g / (np.sqrt(v) + 1e-8)
+                else:
+                    m *= self.momentum
+                    m -= rate * g
+                    param += m
+        return w @ value, float(total)
 
-    def _end_epoch(self, epoch: int, validation) -> bool:
-        self._flush_warmup()
-        if isinstance(validation, HeldOutStream):
-            ev, self._progressive = self._progressive, None
-        elif validation is not None:
-            ev = self._model().evaluator()
-            ev.channel = validation.name
-            for batch in batches(validation, self.hp["mini_batch_size"]):
-                ev.add(batch)
-        else:
-            ev = None
-        return self._judge(epoch, ev)
+    def _objective(self, scaling: Scaling, params: Params, batches) -> Losses | None:
+        total, n = 0.0, 0
+        for batch in batches:
+            y = require_labels(batch, "validation")
+            value, _ = loss_and_gradient(self.loss, self._scores(scaling, params.W, params.b, batch.X), scaling.target(y), self.hp)
+            total, n = total + value.sum(axis=0), n + len(y)
+        return Losses(np.asarray(total), n) if n else None
 
-    def _judge(self, epoch: int, ev) -> bool:
-        """The epoch's objective (on validation when there is some), the best parameters so far, and whether to stop."""
-        if ev is not None:
-            objective = self._objective(ev.acc)
-            source = "validation"
-        else:
-            objective = self.epoch_loss / max(self.epoch_weight, 1e-12)
-            source = "train"
-        self.epoch_loss = self.epoch_weight = 0.0
-        name = {"binary_classifier": "binary_classification_cross_entropy_objective",
-                "multiclass_classifier": "multiclass_cross_entropy_objective", "regressor": "mse"}[self.hp["predictor_type"]]
-        if source == "train":
-            name = "objective_loss"
-        self.ctx.emit(f"#quality_metric: host={self.ctx.host}, epoch={epoch}, {source} {name} <loss>={objective:.6g}")
-        best_loss = self.best[0]
-        if objective < best_loss * (1 - self.hp["early_stopping_tolerance"]) or not np.isfinite(best_loss):
-            self.best = (objective, (self.W.copy(), self.b.copy()))
-            self.bad_epochs = 0
-        else:
-            self.bad_epochs += 1
-        return self.bad_epochs >= self.hp["early_stopping_patience"]
-
-    def _score_held_out(self, block: Block) -> None:
-        """Progressive validation: each held-out row is scored by the model as it is when the row
-        streams past (rows before the scaler is set up are skipped). The rows are never trained on."""
-        if self.W is None:
-            return
-        if self._progressive is None:
-            self._progressive = self._model().evaluator()
-            self._progressive.channel = "validation"
-        model = self._progressive.model
-        model.W, model.b = self.W, self.b  # the current parameters, not a snapshot
-        self._progressive.add(block)
-
-    @staticmethod
-    def _objective(acc) -> float:
-        if isinstance(acc, M.RegressionAccumulator):
-            return acc.result()["mse"]
-        n = acc.count if isinstance(acc, M.BinaryAccumulator) else max(int(acc.cm.sum()), 1)
-        return acc.log_loss / max(n, 1)
-
-    @classmethod
-    def uses_validation(cls, hp: dict, labels=None) -> bool:
-        return True
-
-    def fit(self, train, validation):
-        self._progressive = None
-        if isinstance(validation, HeldOutStream):
-            validation.subscribe(self._score_held_out)
-            log.info("early stopping on the validation slice held out of '%s', scored progressively", train.name)
-        stream_epochs(
-            self, train, self.hp["epochs"], self.hp["mini_batch_size"], self.step, lambda e: self._end_epoch(e, validation)
-        )
-        if self.W is None:
-            raise DataError(f"channel '{train.name}' has no records")
-        W, b = self.best[1] if self.best[1] is not None else (self.W, self.b)
-        return self._model(W, b)
+    def _score_histograms(self, scaling: Scaling, params: Params, batches) -> list | None:
+        accs = None
+        for batch in batches:
+            y = require_labels(batch, "validation")
+            prob = _sigmoid(self._scores(scaling, params.W, params.b, batch.X)[:, :, 0])
+            accs = accs or [M.BinaryAccumulator() for _ in range(prob.shape[1])]
+            for m, acc in enumerate(accs):
+                acc.add(y, prob[:, m])
+        return accs

@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
 from ..data.blocks import Block
 from ..errors import ConfigError, DataError
-from ..evaluation import metrics as M
 from ..hyperparameters import Boolean, Integer, Options, Param
-from .base import COMMON, Algorithm, Evaluator, Model, stream_epochs
+from ..stats import metrics as M
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model
 
 
 class PCAModel(Model):
@@ -41,7 +43,7 @@ class PCAModel(Model):
     def predict(self, X) -> dict:
         return {"projection": self.project(X).astype(np.float32)}
 
-    def evaluator(self):
+    def evaluator(self, role="test"):
         return _PCAEvaluator(self)
 
     def to_artifacts(self):
@@ -87,9 +89,23 @@ class _PCAEvaluator(Evaluator):
         }
 
 
+@dataclass
+class Moments:
+    """The sums a PCA needs, over any set of records: count, sum, sum of squares, and X^T X (regular) or
+    the sketch X^T X Omega (randomized). Sums of parts add up to the sums of the whole."""
+
+    n: int
+    sum: np.ndarray
+    sumsq: float
+    second: np.ndarray
+
+    def merge(self, other: "Moments") -> "Moments":
+        return Moments(self.n + other.n, self.sum + other.sum, self.sumsq + other.sumsq, self.second + other.second)
+
+
 class PCAAlgorithm(Algorithm):
     name = "pca"
-    streaming = True
+    checkpoints = True
     metric_defs = M.PCA
     model_class = PCAModel
     params = [
@@ -102,74 +118,73 @@ class PCAAlgorithm(Algorithm):
         *COMMON,
     ]
 
-    def __init__(self, hp, ctx):
-        super().__init__(hp, ctx)
+    def __init__(self, hp, ctx=QUIET, count=1, index=0):
+        super().__init__(hp, ctx, count, index)
         if hp["num_components"] > hp["feature_dim"]:
             raise ConfigError(f"num_components={hp['num_components']} is larger than feature_dim={hp['feature_dim']}")
         d = hp["feature_dim"]
-        self.n = 0
-        self.sum = np.zeros(d)
-        self.sumsq = 0.0
-        if hp["algorithm_mode"] == "regular":
-            self.second = np.zeros((d, d))
-        else:
+        self.omega = None
+        if hp["algorithm_mode"] == "randomized":
             extra = hp["extra_components"]
             width = min(d, hp["num_components"] + (max(10, hp["num_components"]) if extra < 0 else extra))
-            self.omega = self.rng.standard_normal((d, width))
-            self.second = np.zeros((d, width))  # (X^T X) @ omega
+            self.omega = self.rng.standard_normal((d, width))  # the same on every host: drawn from the seed first
+        self.moments: Moments | None = None
+
+    # --- the reduction: one pass, moments summed (more epochs would count records twice)
+    def round(self):
+        return "moments", WHOLE_PASS
+
+    def partial(self, phase, shared, batches):
+        total = None
+        for batch in batches:
+            part = self._moments(batch.X.astype(np.float64))
+            total = part if total is None else total.merge(part)
+        return total
+
+    def _moments(self, X) -> Moments:
+        sumsq = float(X.multiply(X).sum() if sp.issparse(X) else np.einsum("ij,ij->", X, X))
+        if self.omega is None:
+            second = np.asarray((X.T @ X).todense() if sp.issparse(X) else X.T @ X)
+        else:
+            second = np.asarray(X.T @ np.asarray(X @ self.omega))
+        return Moments(X.shape[0], np.asarray(X.sum(axis=0)).ravel(), sumsq, second)
+
+    def merge(self, phase, a, b):
+        return a.merge(b)
+
+    def update(self, phase, merged):
+        self.moments = merged
+        return None
 
     def state(self):
-        return {"sum": self.sum, "second": self.second, "omega": getattr(self, "omega", np.zeros(0))}, {
-            "n": self.n, "sumsq": self.sumsq}
+        m = self.moments
+        return {"sum": m.sum, "second": m.second}, {"n": m.n, "sumsq": m.sumsq}
 
     def load_state(self, arrays, meta):
-        self.sum, self.second = arrays["sum"], arrays["second"]
-        if self.hp["algorithm_mode"] == "randomized":
-            self.omega = arrays["omega"]
-        self.n, self.sumsq = meta["n"], meta["sumsq"]
+        self.moments = Moments(meta["n"], arrays["sum"], meta["sumsq"], arrays["second"])
 
-    def step(self, batch: Block) -> None:
-        X = batch.X.astype(np.float64)
-        self.n += X.shape[0]
-        self.sum += np.asarray(X.sum(axis=0)).ravel()
-        self.sumsq += float(X.multiply(X).sum() if sp.issparse(X) else np.einsum("ij,ij->", X, X))
-        if self.hp["algorithm_mode"] == "regular":
-            self.second += np.asarray((X.T @ X).todense() if sp.issparse(X) else X.T @ X)
-        else:
-            self.second += np.asarray(X.T @ np.asarray(X @ self.omega))
-
-    def fit(self, train, validation):
-        # Statistics are sums over the data: more epochs would count rows twice, so one pass is made.
-        stream_epochs(self, train, 1, self.hp["mini_batch_size"], self.step)
-        return self.finish(train.name)
-
-    def merge(self, other: "PCAAlgorithm") -> None:
-        """Add another host's sums (the random test matrix of ``randomized`` is the same on every host: same seed)."""
-        self.n += other.n
-        self.sum += other.sum
-        self.sumsq += other.sumsq
-        self.second += other.second
-
-    def finish(self, channel: str) -> PCAModel:
-        """The model from the sums of every record."""
-        if self.n < 2:
-            raise DataError(f"channel '{channel}' has {self.n} records; PCA needs at least 2")
-        mean = self.sum / self.n if self.hp["subtract_mean"] else np.zeros_like(self.sum)
-        denom = self.n - 1 if self.hp["subtract_mean"] else self.n
-        total = (self.sumsq - self.n * mean @ mean) / denom
+    def finish(self, validate) -> PCAModel:
+        """The model from the moments of every training record."""
+        m = self.moments
+        n = 0 if m is None else m.n
+        if n < 2:
+            raise DataError(f"channel 'train' has {n} records; PCA needs at least 2")
+        mean = m.sum / n if self.hp["subtract_mean"] else np.zeros_like(m.sum)
+        denom = n - 1 if self.hp["subtract_mean"] else n
+        total = (m.sumsq - n * mean @ mean) / denom
         k = self.hp["num_components"]
-        if self.hp["algorithm_mode"] == "regular":
-            cov = (self.second - self.n * np.outer(mean, mean)) / denom
+        if self.omega is None:
+            cov = (m.second - n * np.outer(mean, mean)) / denom
             values, vectors = np.linalg.eigh(cov)
             order = np.argsort(values)[::-1][:k]
             values, vectors = np.maximum(values[order], 0), vectors[:, order]
         else:
-            values, vectors = self._nystrom(mean, denom, k)
+            values, vectors = self._nystrom(m, mean, denom, k)
         vectors = vectors * np.where(vectors[np.abs(vectors).argmax(axis=0), range(vectors.shape[1])] < 0, -1, 1)
         return PCAModel(mean, vectors.T, values, total)
 
-    def _nystrom(self, mean, denom, k):
-        Y = (self.second - self.n * np.outer(mean, mean @ self.omega)) / denom  # covariance @ omega
+    def _nystrom(self, m: Moments, mean, denom, k):
+        Y = (m.second - m.n * np.outer(mean, mean @ self.omega)) / denom  # covariance @ omega
         nu = np.sqrt(Y.shape[0]) * np.finfo(float).eps * np.linalg.norm(Y)
         Y_nu = Y + nu * self.omega
         core = self.omega.T @ Y_nu

@@ -7,18 +7,20 @@ every tree at once, one level per numpy step, with no Python loop over trees.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 
 from ..cpus import available_cpus
-from ..data.blocks import Block
-from ..errors import ConfigError, DataError
-from ..evaluation import metrics as M
-from ..evaluation import selection
-from ..evaluation.selection import BinaryThreshold
+from ..data.blocks import Block, concat, gather
+from ..errors import ConfigError, DataError, UserError
 from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
+from ..stats import metrics as M
+from ..stats import selection
+from ..stats.samples import nbytes
+from ..stats.selection import BinaryThreshold
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
 from .tree_walk import Walker
-from .base import COMMON, Algorithm, Evaluator, Model, require_labels
 
 log = logging.getLogger("byoa.train")
 
@@ -78,7 +80,7 @@ class TreeEnsembleModel(BinaryThreshold, Model):
         chosen = (mean[:, 1] >= self.threshold).astype(np.int64) if self.is_binary else mean.argmax(axis=1)
         return {"score": mean.astype(np.float32), "predicted_label": self.classes[chosen].astype(np.float32)}
 
-    def evaluator(self):
+    def evaluator(self, role="test"):
         return _TreeEvaluator(self)
 
     def to_artifacts(self):
@@ -144,8 +146,35 @@ def _flatten(estimators, classifier: bool):
     return [np.concatenate(a) for a in (lefts, rights, feats, thresholds, values)] + [np.array(roots)]
 
 
+def join_forests(parts: list[tuple[dict, dict]]) -> tuple[dict, dict]:
+    """One forest (as artifacts) from several, trees in the order given; leaf values are mapped onto the
+    union of their classes. Joining is associative, so hosts' forests may be joined in any grouping."""
+    arrays0, meta0 = parts[0]
+    classifier = meta0["predictor_type"] == "classifier"
+    classes = np.unique(np.concatenate([a["classes"] for a, _ in parts])) if classifier else np.zeros(0)
+    nodes = {k: [] for k in ("left", "right", "feature", "split_threshold", "value", "roots")}
+    offset = 0
+    for arrays, meta in parts:
+        left, right = arrays["left"], arrays["right"]
+        nodes["left"].append(np.where(left < 0, -1, left + offset))
+        nodes["right"].append(np.where(right < 0, -1, right + offset))
+        nodes["feature"].append(arrays["feature"])
+        nodes["split_threshold"].append(arrays["split_threshold"])
+        value = arrays["value"]
+        if classifier:
+            wide = np.zeros((len(value), len(classes)))
+            wide[:, np.searchsorted(classes, arrays["classes"])] = value
+            value = wide
+        nodes["value"].append(value)
+        nodes["roots"].append(arrays["roots"] + offset)
+        offset += len(left)
+    joined = {k: np.concatenate(v) for k, v in nodes.items()}
+    joined["classes"] = classes
+    return joined, meta0
+
+
 class _TreeAlgorithm(Algorithm):
-    streaming = False
+    in_memory = True
     metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
     model_class = TreeEnsembleModel
     common = [
@@ -188,49 +217,88 @@ class _TreeAlgorithm(Algorithm):
             opts["class_weight"] = None if hp["class_weight"] == "none" else "balanced"
         return opts
 
-    in_memory = True
-
     @classmethod
     def uses_validation(cls, hp: dict, labels=None) -> bool:
         """Binary classifiers choose their decision threshold on validation data."""
         binary = labels is None or len(np.unique(labels[~np.isnan(labels)])) == 2
         return hp["predictor_type"] == "classifier" and binary
 
-    def estimator(self):
+    def estimator(self, n_trees: int, seed: int):
         raise NotImplementedError
 
-    def fit(self, train, validation):
-        log.info("%s is trained in memory: it reads the training data once (epoch 0)", self.name)
-        data = train.read_all()
-        if data is None:
-            raise DataError(f"channel '{train.name}' has no records")
-        y = require_labels(data, train.name)
-        log.info("training %s on %d records x %d features", self.name, len(data), data.n_features)
-        est = self.estimator()
-        est.fit(data.X, y)
+    def grow(self, block: Block, n_trees: int, seed: int) -> tuple[dict, dict]:
+        """Trees fitted on ``block`` (scikit-learn), as the artifacts of a TreeEnsembleModel."""
+        y = require_labels(block, "train")
+        log.info("%s: fitting %d tree%s on %d records x %d features in memory", self.name, n_trees, "s" * (n_trees > 1),
+                 len(block), block.n_features)
+        est = self.estimator(n_trees, seed)
+        est.fit(block.X, y)
         trees = est.estimators_ if hasattr(est, "estimators_") else [est]
         classifier = self.hp["predictor_type"] == "classifier"
         left, right, feature, threshold, value, roots = _flatten(trees, classifier)
         classes = est.classes_ if classifier else np.zeros(0)
         choice = {k: self.hp[k] for k in ("target_recall", "target_precision", "f_beta")}
         choice["criterion"] = self.hp["binary_classifier_model_selection_criteria"]
-        model = TreeEnsembleModel(self.name, self.hp["predictor_type"], left, right, feature, threshold, value, roots,
-                                  np.asarray(classes), choice, data.n_features)
-        return model
+        return TreeEnsembleModel(self.name, self.hp["predictor_type"], left, right, feature, threshold, value, roots,
+                                 np.asarray(classes), choice, block.n_features).to_artifacts()
 
 
 class DecisionTreeAlgorithm(_TreeAlgorithm):
+    """One tree needs every training record in one place: the partitions send their training part to the
+    leader if it fits in the leader's memory; the job fails otherwise, recommending random-forest."""
+
     name = "decision-tree"
     params = _TreeAlgorithm.common
 
-    def estimator(self):
+    def __init__(self, hp, ctx=QUIET, count=1, index=0):
+        super().__init__(hp, ctx, count, index)
+        self.block: Block | None = None  # partition side: its training part; leader: all of them
+
+    def estimator(self, n_trees, seed):
         from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
         cls = DecisionTreeClassifier if self.hp["predictor_type"] == "classifier" else DecisionTreeRegressor
         return cls(**self._options())
 
+    # --- the reduction: one pass; the leader gathers the records (after checking that they fit, with several hosts)
+    def round(self):
+        return ("size" if self.count > 1 else "gather"), WHOLE_PASS
+
+    def partial(self, phase, shared, batches):
+        if self.block is None:
+            self.block = gather(batches)
+        if self.block is None:
+            return None
+        return (nbytes(self.block),) if phase == "size" else self.block
+
+    def merge(self, phase, a, b):
+        return (a[0] + b[0],) if phase == "size" else concat([a, b])
+
+    def update(self, phase, merged):
+        if phase == "gather":
+            self.block = merged
+            return None
+        limit = gather_limit()
+        if merged[0] > limit:
+            raise UserError(
+                f"decision-tree trains one tree on all records in one place: the hosts' training data is "
+                f"{merged[0] / 1e6:,.0f} MB, more than the {limit / 1e6:,.0f} MB the first host can hold (a third of its "
+                f"available memory, or TRAIN_GATHER_LIMIT_MB); use algorithm=random-forest, which grows trees on every "
+                f"host, or fewer, larger instances"
+            )
+        log.info("decision-tree: gathering %.1f MB of training data on the first host", merged[0] / 1e6)
+        return "gather"
+
+    def finish(self, validate):
+        if self.block is None:
+            raise DataError("channel 'train' has no records")
+        return TreeEnsembleModel.from_artifacts(*self.grow(self.block, 1, self.hp["seed"]))
+
 
 class RandomForestAlgorithm(_TreeAlgorithm):
+    """Each partition grows its share of ``n_estimators`` on its own records (seeded per partition), and the
+    forests join into one."""
+
     name = "random-forest"
     params = [
         Param("n_estimators", Integer(1, 10000), 100, "number of trees"),
@@ -239,17 +307,63 @@ class RandomForestAlgorithm(_TreeAlgorithm):
         *_TreeAlgorithm.common,
     ]
 
-    def estimator(self):
+    def __init__(self, hp, ctx=QUIET, count=1, index=0):
+        super().__init__(hp, ctx, count, index)
+        self.forest: tuple[dict, dict] | None = None
+
+    def estimator(self, n_trees, seed):
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-        opts = self._options()
+        opts = {**self._options(), "random_state": seed}
         if self.hp["max_features"] == "auto" and self.hp["predictor_type"] == "classifier":
             opts["max_features"] = "sqrt"
         cls = RandomForestClassifier if self.hp["predictor_type"] == "classifier" else RandomForestRegressor
         return cls(
-            n_estimators=self.hp["n_estimators"],
+            n_estimators=n_trees,
             bootstrap=self.hp["bootstrap"],
             max_samples=None if self.hp["max_samples"] == "none" else self.hp["max_samples"],
             n_jobs=available_cpus(),
             **opts,
         )
+
+    def shares(self) -> list[int]:
+        total, n = self.hp["n_estimators"], self.count
+        return [total // n + (i < total % n) for i in range(n)]
+
+    # --- the reduction: one pass; each partition grows its trees, the forests join
+    def round(self):
+        if self.count > 1 and self.forest is None:
+            log.info("random-forest: %s trees per host", "+".join(map(str, self.shares())))
+        return "grow", WHOLE_PASS
+
+    def partial(self, phase, shared, batches):
+        block = gather(batches)
+        n_trees = self.shares()[self.index]
+        if block is None or n_trees == 0:
+            return None
+        return self.grow(block, n_trees, (self.hp["seed"] + 7919 * self.index) % 2**32)
+
+    def merge(self, phase, a, b):
+        return join_forests([a, b])
+
+    def update(self, phase, merged):
+        self.forest = merged
+        return None
+
+    def finish(self, validate):
+        if self.forest is None:
+            raise DataError("channel 'train' has no records")
+        return TreeEnsembleModel.from_artifacts(*self.forest)
+
+
+MEMORY_SHARE = 3  # a gathered decision tree may use a third of the leader's available memory
+
+
+def gather_limit() -> int:
+    """Most bytes of training records the leader gathers for one decision tree."""
+    given = os.environ.get("TRAIN_GATHER_LIMIT_MB")
+    if given:
+        return int(float(given) * 1e6)
+    with open("/proc/meminfo") as f:
+        available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    return available // MEMORY_SHARE

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import ConfigError, DataError
-from . import content_types, recordio
+from . import media, recordio
 from .blocks import Block, first_non_finite, gather
 from .csv_codec import CsvDecoder
 from .protobuf_codec import RecordIOProtobufDecoder
@@ -21,19 +21,19 @@ from .sources import channel_files, fifo_chunks, file_chunks
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = (content_types.CSV, content_types.RECORDIO_PROTOBUF)
+SUPPORTED = media.names("channel")
 
 
-def _decoder(media: content_types.MediaType, where: str):
-    if media.essence == content_types.CSV:
-        return CsvDecoder(where, label_size(media))
+def _decoder(kind: media.MediaType, where: str):
+    if kind.essence == media.CSV:
+        return CsvDecoder(where, label_size(kind))
     return RecordIOProtobufDecoder(where)
 
 
-def label_size(media: content_types.MediaType) -> int:
-    raw = media.params.get("label_size", "1")
+def label_size(kind: media.MediaType) -> int:
+    raw = kind.params.get("label_size", "1")
     if raw not in ("0", "1"):
-        raise ConfigError(f"content type {media}: label_size={raw} is not supported; use 0 (no label column) or 1")
+        raise ConfigError(f"content type {kind}: label_size={raw} is not supported; use 0 (no label column) or 1")
     return int(raw)
 
 
@@ -43,7 +43,7 @@ class ChannelSpec:
 
     name: str
     mode: str = "File"
-    content_type: content_types.MediaType | None = None
+    content_type: media.MediaType | None = None
     distribution: str = "FullyReplicated"
     record_wrapper: str = "None"
 
@@ -56,14 +56,14 @@ class ChannelSpec:
             mode = "File"
         if mode not in ("File", "Pipe"):
             raise ConfigError(f"channel '{name}': TrainingInputMode={mode!r} is not supported; use File or Pipe")
-        media = content_types.parse(cfg["ContentType"]) if cfg.get("ContentType") else None
-        if media is not None:
-            if media.essence not in SUPPORTED:
+        kind = media.parse(cfg["ContentType"]) if cfg.get("ContentType") else None
+        if kind is not None:
+            if kind.essence not in SUPPORTED:
                 raise ConfigError(
                     f"channel '{name}': ContentType {cfg['ContentType']!r} is not supported; supported: {', '.join(SUPPORTED)}"
                 )
-            label_size(media)
-        return cls(name, mode, media, cfg.get("S3DistributionType", "FullyReplicated"), cfg.get("RecordWrapperType", "None"))
+            label_size(kind)
+        return cls(name, mode, kind, cfg.get("S3DistributionType", "FullyReplicated"), cfg.get("RecordWrapperType", "None"))
 
 
 class FeatureCheck:
@@ -115,15 +115,15 @@ class Channel:
 
     def _default_note(self) -> str:
         if self.spec.mode == "Pipe":
-            return f"{content_types.RECORDIO_PROTOBUF} (no ContentType given: default for Pipe mode)"
-        return f"none given: {content_types.CSV} for .csv files, {content_types.RECORDIO_PROTOBUF} otherwise"
+            return f"{media.RECORDIO_PROTOBUF} (no ContentType given: default for Pipe mode)"
+        return f"none given: {media.CSV} for .csv files, {media.RECORDIO_PROTOBUF} otherwise"
 
-    def _media_for(self, path: Path | None) -> content_types.MediaType:
+    def _media_for(self, path: Path | None) -> media.MediaType:
         if self.spec.content_type is not None:
             return self.spec.content_type
         if path is not None and (path.suffix == ".csv" or path.name.endswith(".csv.gz")):
-            return content_types.parse(content_types.CSV)
-        return content_types.parse(content_types.RECORDIO_PROTOBUF)
+            return media.parse(media.CSV)
+        return media.parse(media.RECORDIO_PROTOBUF)
 
     def _sources(self, epoch: int):
         """(where, media type, byte chunks) per source; with a RecordIO wrapper, per wrapped S3 object."""
@@ -132,20 +132,20 @@ class Channel:
             streams = [(f"FIFO {fifo}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout))]
         else:
             streams = ((str(path), self._media_for(path), file_chunks(path)) for path in self.files)
-        for where, media, chunks in streams:
+        for where, kind, chunks in streams:
             if self.spec.record_wrapper != "RecordIO":
-                yield where, media, chunks
+                yield where, kind, chunks
                 continue
             for i, payload in enumerate(recordio.unwrap(chunks, where)):
-                yield f"{where}, wrapped object {i}", media, [payload]
+                yield f"{where}, wrapped object {i}", kind, [payload]
 
     def next_pass(self) -> Iterator[Block]:
         """One epoch over the channel, as blocks in record order."""
         epoch = self.passes_done
         self.passes_done += 1
         self.bytes_last_pass = 0
-        for where, media, chunks in self._sources(epoch):
-            decoder = _decoder(media, where)
+        for where, kind, chunks in self._sources(epoch):
+            decoder = _decoder(kind, where)
             first = 0
             for chunk in chunks:
                 self.bytes_last_pass += len(chunk)

@@ -35,10 +35,6 @@ _DTYPES = {TAG_F32: np.dtype("<f4"), TAG_F64: np.dtype("<f8")}
 MAX_LOCKSTEP_WORDS = 1 << 23  # 32 MB of records framed at a time
 
 
-class _Incomplete(Exception):
-    """The buffer ends inside a record."""
-
-
 # ----------------------------------------------------------------------------- encoding
 
 
@@ -130,17 +126,12 @@ def _varint(buf, pos: int, end: int) -> tuple[int, int]:
 def _probe(buf, pos: int) -> Optional[_Layout]:
     """The layout of the whole record at ``pos`` if it is a plain dense one, else None.
 
-    Raises _Incomplete if the buffer ends inside the record.
+    Raises recordio.Incomplete if the buffer ends inside the record.
     """
-    if pos + 8 > len(buf):
-        raise _Incomplete
-    magic, lrec = recordio.HEADER.unpack_from(buf, pos)
-    length = lrec & recordio.LENGTH_MASK
-    stride = 8 + recordio.padded(length)
-    if pos + stride > len(buf):
-        raise _Incomplete
-    if magic != recordio.MAGIC or lrec >> 29:
+    frame = recordio.whole_record_at(buf, pos)
+    if frame is None:
         return None
+    length, stride = frame
     p, end = pos + 8, pos + 8 + length
     try:
         feat = _probe_entry(buf, p, end, TAG_FEATURES, (TAG_F32, TAG_F64))
@@ -324,30 +315,6 @@ def _decode_varints(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return value, last
 
 
-def _scan_frames(buf: bytes, pos: int, limit: int):
-    """Record starts of whole, single-part records from ``pos`` on, found with numpy.
-
-    Records start on 4-byte boundaries, so candidate starts are the aligned magic
-    words; a candidate counts only if the record before it ends exactly there.
-    Stops before a multipart record, a break in the chain, or the end of ``buf``.
-    Returns (record starts, payload lengths, position after the last one).
-    """
-    words = np.frombuffer(buf, "<u4", offset=pos, count=min((len(buf) - pos) // 4, limit))
-    cand = np.flatnonzero(words == recordio.MAGIC)
-    if len(cand) == 0 or cand[0] != 0:
-        return None
-    lrec = words[np.minimum(cand + 1, len(words) - 1)].astype(np.int64)
-    length = lrec & recordio.LENGTH_MASK
-    nxt = cand + 2 + ((length + 3) >> 2)
-    good = (lrec >> 29 == 0) & (cand + 1 < len(words)) & (nxt <= len(words))
-    good[:-1] &= nxt[:-1] == cand[1:]
-    n = len(good) if good.all() else int(np.argmin(good))
-    if n == 0:
-        return None
-    starts = pos + 4 * cand[:n] + 8
-    return starts, length[:n], pos + 4 * int(nxt[n - 1])
-
-
 # ----------------------------------------------------------------------------- general path
 
 
@@ -428,7 +395,7 @@ class RecordIOProtobufDecoder:
             if not self.framer.in_multipart:
                 try:
                     layout = _probe(buf, pos)
-                except _Incomplete:
+                except recordio.Incomplete:
                     break
                 n = _count_uniform(arr, pos, layout) if layout is not None else 0
                 if n:
@@ -445,7 +412,7 @@ class RecordIOProtobufDecoder:
 
     def _lockstep_run(self, buf: bytes, arr: np.ndarray, pos: int) -> tuple[int, list[Block]]:
         """Decode a run of records framed with numpy; a record it cannot frame goes through the Framer."""
-        scanned = None if self.framer.in_multipart else _scan_frames(buf, pos, MAX_LOCKSTEP_WORDS)
+        scanned = None if self.framer.in_multipart else recordio.scan_frames(buf, pos, MAX_LOCKSTEP_WORDS)
         if scanned is not None:
             starts, lengths, new_pos = scanned
             offsets = self._offset + starts - 8

@@ -1,13 +1,16 @@
 """RecordIO framing (dmlc-core), the container format of SageMaker's protobuf data.
 
 Each record: uint32 magic, uint32 lrec (low 29 bits length, top 3 bits
-continuation flag), payload, zero padding to a multiple of 4 bytes.
+continuation flag), payload, zero padding to a multiple of 4 bytes. This module
+owns the framing, fast paths included: decoders above it only see payloads.
 """
 
 from __future__ import annotations
 
 import struct
 from typing import Iterable, Iterator
+
+import numpy as np
 
 from ..errors import DataError
 
@@ -120,3 +123,50 @@ def unwrap(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
 def iter_payloads(data: bytes, where: str = "<bytes>") -> Iterator[bytes]:
     """All payloads of an in-memory RecordIO stream (small inputs, requests, tests)."""
     return unwrap([data], where)
+
+
+# ----------------------------------------------------------------------------- fast paths for the decoders
+
+
+class Incomplete(Exception):
+    """The buffer ends inside a record."""
+
+
+def whole_record_at(buf, pos: int) -> tuple[int, int] | None:
+    """(payload length, bytes to the next record) of a single-part record at ``pos``; None if the bytes
+    there are not one (bad magic, a multipart part: the ``Framer`` then says why). Raises ``Incomplete``
+    if the buffer ends inside it."""
+    if pos + 8 > len(buf):
+        raise Incomplete
+    magic, lrec = HEADER.unpack_from(buf, pos)
+    length = lrec & LENGTH_MASK
+    stride = 8 + padded(length)
+    if pos + stride > len(buf):
+        raise Incomplete
+    if magic != MAGIC or lrec >> 29:
+        return None
+    return length, stride
+
+
+def scan_frames(buf: bytes, pos: int, limit: int):
+    """Payload starts and lengths of the whole, single-part records from ``pos`` on, found with numpy.
+
+    Records start on 4-byte boundaries, so candidate starts are the aligned magic words; a
+    candidate counts only if the record before it ends exactly there. Stops before a multipart
+    record, a break in the chain, the end of ``buf`` or ``limit`` words. Returns (payload starts,
+    payload lengths, position after the last record), or None if no record starts at ``pos``.
+    """
+    words = np.frombuffer(buf, "<u4", offset=pos, count=min((len(buf) - pos) // 4, limit))
+    cand = np.flatnonzero(words == MAGIC)
+    if len(cand) == 0 or cand[0] != 0:
+        return None
+    lrec = words[np.minimum(cand + 1, len(words) - 1)].astype(np.int64)
+    length = lrec & LENGTH_MASK
+    nxt = cand + 2 + ((length + 3) >> 2)
+    good = (lrec >> 29 == 0) & (cand + 1 < len(words)) & (nxt <= len(words))
+    good[:-1] &= nxt[:-1] == cand[1:]
+    n = len(good) if good.all() else int(np.argmin(good))
+    if n == 0:
+        return None
+    starts = pos + 4 * cand[:n] + 8
+    return starts, length[:n], pos + 4 * int(nxt[n - 1])

@@ -1,31 +1,33 @@
-"""A Dask cluster across a training job's hosts (``instance_count > 1``).
+"""A Dask cluster across a training job's hosts (``instance_count > 1``), inside the train processes.
 
-The first host in ``resourceconfig.json``'s ``hosts`` runs the scheduler; every
-host (the first included) runs one worker named after the host, so tasks can
-be pinned to the host that holds the data. Dask pickles its own tasks inside
-this cluster only; nothing it pickles is ever written to the model.
+The first host in ``resourceconfig.json``'s ``hosts`` (the leader) runs the scheduler and a
+client in its own train process; every other host's train process runs one Dask worker
+named after the host, so work can be pinned to the host that holds the data. No extra
+processes are started, so nothing outlives a train process. Dask pickles its own messages
+inside this cluster only; nothing it pickles is ever written to the model.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import signal
 import logging
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from ..errors import ConfigError, UserError
 
 log = logging.getLogger("byoa.train")
 
 # Dask's own INFO lines (and its tracebacks when the cluster closes on purpose) would drown the job's log.
-os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+# Dask samples every thread's stack every 10 ms for its dashboard, and polls system load: on a host whose
+# train process has one core, that is time taken from training. Nothing here reads them.
+os.environ.setdefault("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "false")
+os.environ.setdefault("DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL", "10s")
 
 DEFAULT_PORT = 8786
 DEFAULT_JOIN_TIMEOUT = 300.0
@@ -46,6 +48,10 @@ class ClusterSpec:
     @property
     def is_leader(self) -> bool:
         return self.current == self.leader
+
+    @property
+    def followers(self) -> list[str]:
+        return self.hosts[1:]
 
     @property
     def scheduler_address(self) -> str:
@@ -83,116 +89,98 @@ def _resolve(host: str, timeout: float) -> str:
             time.sleep(1)
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the train process dies, even by SIGKILL (Linux), so a killed job leaves
-    no scheduler or worker behind (they would otherwise keep each other alive)."""
-    import ctypes
+class Leader:
+    """The first host's side: the scheduler and a client in this process, until every follower's worker has joined."""
 
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    def __init__(self, spec: ClusterSpec):
+        self.spec = spec
+        self.cluster = self.client = None
+        self.joined_in = 0.0
 
+    def __enter__(self) -> "Leader":
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
 
-def _reachable(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=1):
-            return True
-    except OSError:
-        return False
+    def __exit__(self, *exc) -> None:
+        self.close()
 
-
-@dataclass
-class Cluster:
-    """Start this host's part of the cluster; on the leader, also the scheduler and a client."""
-
-    spec: ClusterSpec
-    processes: list = field(default_factory=list)
-    client: object = None
-
-    def _spawn(self, args: list[str]) -> subprocess.Popen:
-        """A Dask process that can import this package (its tasks are this package's functions)."""
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=sys.stderr, stderr=sys.stderr, env=env,
-                                preexec_fn=_die_with_parent)
-        self.processes.append(proc)
-        return proc
-
-    def start_worker(self) -> subprocess.Popen:
-        from ..cpus import available_cpus
-
-        scratch = tempfile.mkdtemp(prefix="byoa-dask-")
-        return self._spawn([
-            "distributed.cli.dask_worker", self.spec.scheduler_address,
-            "--name", self.spec.current, "--host", self.spec.addresses[self.spec.current],
-            "--nthreads", str(available_cpus()), "--nworkers", "1", "--no-nanny", "--no-dashboard",
-            "--death-timeout", str(int(self.spec.join_timeout)), "--local-directory", scratch,
-        ])
-
-    def start_leader(self) -> None:
-        """Scheduler, own worker, client; then wait until every host's worker has joined."""
-        from distributed import Client
+    def _start(self) -> None:
+        from distributed import Client, LocalCluster
 
         started = time.monotonic()
         address = self.spec.addresses[self.spec.leader]
-        self._spawn(["distributed.cli.dask_scheduler", "--host", address, "--port", str(self.spec.port), "--no-dashboard"])
-        self.start_worker()  # at once: it retries until the scheduler listens
+        try:
+            self.cluster = LocalCluster(n_workers=0, processes=False, host=address, scheduler_port=self.spec.port,
+                                        dashboard_address=None)
+        except OSError as exc:
+            raise UserError(f"the Dask scheduler could not listen on {address}:{self.spec.port} (TRAIN_SCHEDULER_PORT): {exc}") from None
+        self.client = Client(self.cluster)
         deadline = started + self.spec.join_timeout
-        while not _reachable(address, self.spec.port):
-            if time.monotonic() > deadline or self.processes[0].poll() is not None:
-                raise UserError(f"the Dask scheduler did not start on {address}:{self.spec.port} (TRAIN_SCHEDULER_PORT)")
-            time.sleep(0.05)
-        self.client = Client(self.spec.scheduler_address, timeout=max(5, deadline - time.monotonic()))
         while True:
-            joined = self.worker_names()
-            missing = [h for h in self.spec.hosts if h not in joined]
+            missing = [h for h in self.spec.followers if h not in self.workers()]
             if not missing:
                 break
             if time.monotonic() > deadline:
                 raise UserError(
                     f"hosts {missing} never joined the training cluster within {self.spec.join_timeout:.0f} s "
-                    f"(TRAIN_JOIN_TIMEOUT); joined: {sorted(joined)}"
+                    f"(TRAIN_JOIN_TIMEOUT); joined: {sorted(self.workers())}"
                 )
-            time.sleep(0.2)
-        log.info("cluster: %d hosts joined in %.1f s: %s (scheduler %s)", len(self.spec.hosts), time.monotonic() - started,
+            time.sleep(0.05)
+        self.joined_in = time.monotonic() - started
+        log.info("cluster: %d hosts joined in %.1f s: %s (scheduler %s)", len(self.spec.hosts), self.joined_in,
                  ", ".join(f"{h}={self.spec.addresses[h]}" for h in self.spec.hosts), self.spec.scheduler_address)
 
-    def worker_names(self) -> dict[str, str]:
+    def workers(self) -> dict[str, str]:
         """Host name -> worker address, for the workers connected now."""
         info = self.client.scheduler_info(n_workers=-1)
         return {w.get("name"): addr for addr, w in info.get("workers", {}).items()}
 
-    def follow(self) -> int:
-        """A non-leader host: wait for the scheduler, run this host's worker until the leader shuts the cluster down."""
-        started = time.monotonic()
-        address = self.spec.addresses[self.spec.leader]
-        while not _reachable(address, self.spec.port):
-            if time.monotonic() - started > self.spec.join_timeout:
-                raise UserError(
-                    f"the first host {self.spec.leader} ({address}:{self.spec.port}) never started the training cluster "
-                    f"within {self.spec.join_timeout:.0f} s (TRAIN_JOIN_TIMEOUT)"
-                )
-            time.sleep(0.2)
-        log.info("cluster: host %s joins the scheduler on %s", self.spec.current, self.spec.leader)
-        worker = self.start_worker()
-        code = worker.wait()
-        if code != 0:
-            raise UserError(f"the Dask worker of host {self.spec.current} stopped with exit status {code} before the "
-                            f"first host {self.spec.leader} closed the training cluster")
-        log.info("cluster: the first host closed the training cluster; the worker of %s has exited", self.spec.current)
-        return 0
-
-    def shutdown(self) -> None:
+    def close(self) -> None:
+        """Release the followers (they then exit 0: this host reports the job's outcome), then stop the scheduler."""
         if self.client is not None:
             try:
-                self.client.shutdown()
-            except Exception:  # the cluster may be half gone already: the processes are stopped below anyway
+                self.client.run(_release)
+            except Exception:  # a follower already gone: it has failed on its own
                 pass
-        for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.processes:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.client = self.cluster = None
+
+
+_released = False  # set on a follower when the leader closes the cluster on purpose
+
+
+def _release() -> None:
+    global _released
+    _released = True
+
+
+def follow(spec: ClusterSpec) -> None:
+    """A follower: run this host's worker in this process until the leader closes the cluster."""
+    asyncio.run(_serve(spec))
+    if not _released:
+        raise UserError(f"the first host {spec.leader} ({spec.scheduler_address}) left the training cluster before the "
+                        "job finished (see that host's log)")
+    log.info("cluster: the first host closed the training cluster; host %s is done", spec.current)
+
+
+async def _serve(spec: ClusterSpec) -> None:
+    from distributed import Worker
+
+    from ..cpus import available_cpus
+
+    try:
+        worker = await Worker(spec.scheduler_address, name=spec.current, host=spec.addresses[spec.current],
+                              nthreads=available_cpus(), death_timeout=spec.join_timeout, memory_limit=0,
+                              local_directory=tempfile.mkdtemp(prefix="byoa-dask-"))
+    except (TimeoutError, OSError):
+        raise UserError(f"the first host {spec.leader} ({spec.scheduler_address}) never started the training cluster "
+                        f"within {spec.join_timeout:.0f} s (TRAIN_JOIN_TIMEOUT)") from None
+    log.info("cluster: host %s joined the scheduler on %s", spec.current, spec.leader)
+    async with worker:
+        await worker.finished()

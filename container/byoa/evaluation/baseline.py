@@ -13,7 +13,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from .metrics import ACCURACY, EPS, ratio
+from ..stats.metrics import ACCURACY, EPS, ratio
 
 CLASSIFICATION = ("binary", "multiclass")
 

@@ -1,34 +1,31 @@
-"""Scoring a fitted model on every role in one pass, and k-fold cross-validation.
+"""Scoring a fitted model on every role, and the k-fold headline and verdict.
 
-One pass over the training channel serves all of its roles (each block is cut
-by role), plus one pass over each of the 'validation' and 'test' channels.
-Baseline statistics ride along the same pass.
+Each host scores what it kept of its records (bounded samples of the training channel's
+roles, the 'validation' channel) and streams its share of the 'test' channel once.
+``Scores`` of several hosts merge into the scores of all their records. Baseline
+statistics ride along the same records.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 
-from ..algorithms.base import EVAL_BATCH, Context
-from ..data.blocks import rebatch
-from ..errors import TrainingStopped
+from ..data.blocks import Block, rebatch
+from ..stats.metrics import ACCURACY, CHANNELS
 from .baseline import BaselineStats, baseline
-from .metrics import ACCURACY
-from .plan import Plan
-from .split import IGNORE, ROLE_NAMES, TEST, TRAIN, VALIDATION
 
-log = logging.getLogger("byoa.train")
+EVAL_BATCH = 10000
 
 
 @dataclass
 class Scores:
     evaluators: dict = field(default_factory=dict)  # role -> Evaluator
-    stats: dict = field(default_factory=dict)  # role -> BaselineStats
+    stats: dict = field(default_factory=dict)  # role -> BaselineStats of the records scored
+    seen: dict = field(default_factory=dict)  # role -> records in the role (the scored ones may be a sample of them)
 
     def baseline(self, role: str, positive_class=None) -> dict:
         if "train" not in self.stats or role not in self.stats:
@@ -36,39 +33,51 @@ class Scores:
         return baseline(self.stats["train"], self.stats[role], positive_class)
 
     def sizes(self) -> dict:
+        return {role: self.seen.get(role, s.n) for role, s in self.stats.items()}
+
+    def scored(self) -> dict:
         return {role: s.n for role, s in self.stats.items()}
 
+    def merge(self, other: "Scores") -> None:
+        """Add another host's scores: evaluators, baseline sums and counts, role by role."""
+        for role in other.stats:
+            if role in self.stats:
+                self.stats[role].merge(other.stats[role])
+                if role in self.evaluators:
+                    self.evaluators[role].merge(other.evaluators[role])
+            else:
+                self.stats[role] = other.stats[role]
+                if role in other.evaluators:
+                    self.evaluators[role] = other.evaluators[role]
+            self.seen[role] = self.seen.get(role, 0) + other.seen.get(role, 0)
+        order = [r for r in CHANNELS if r in self.stats]
+        self.stats = {r: self.stats[r] for r in order}
+        self.evaluators = {r: self.evaluators[r] for r in order if r in self.evaluators}
 
-def evaluate(model, plan: Plan, scored=(TRAIN, VALIDATION, TEST)) -> Scores:
-    """Feed every record to its role's evaluator (roles not in ``scored`` get baseline statistics only)."""
+
+def evaluate(model, records: dict[str, tuple[str, Iterable[Block], int | None]], scored=CHANNELS) -> Scores:
+    """``records``: role -> (channel name, blocks, records in the role or None to count them).
+    Roles not in ``scored`` get baseline statistics only."""
     out = Scores()
-
-    def sink(role: int, channel: str, block) -> None:
-        name = ROLE_NAMES[role]
-        if name not in out.stats:
-            out.stats[name] = BaselineStats(model.task)
-            if role in scored:
-                out.evaluators[name] = model.evaluator()
-                out.evaluators[name].channel = channel
-        out.stats[name].add(block)
-        if name in out.evaluators:
-            out.evaluators[name].add(block)
-
-    first = 0
-    for block in rebatch(plan.source.next_pass(), EVAL_BATCH):
-        if plan.split is None:
-            sink(TRAIN, plan.source.name, block)
-        else:
-            roles = plan.split.roles(block, first)
-            for role in np.unique(roles):
-                if role != IGNORE:
-                    mask = roles == role
-                    sink(int(role), plan.source.name, block if mask.all() else block.take(mask))
-        first += len(block)
-    for role, channel in ((VALIDATION, plan.validation), (TEST, plan.test)):
-        if channel is not None:
-            for block in rebatch(channel.next_pass(), EVAL_BATCH):
-                sink(role, channel.name, block)
+    for role in CHANNELS:
+        if role not in records:
+            continue
+        channel, blocks, seen = records[role]
+        stats = BaselineStats(model.task)
+        ev = None
+        if role in scored:
+            ev = model.evaluator(role)
+            ev.channel = channel
+        for block in rebatch(blocks, EVAL_BATCH):
+            stats.add(block)
+            if ev is not None:
+                ev.add(block)
+        if stats.n == 0 and not seen:
+            continue
+        out.stats[role] = stats
+        out.seen[role] = stats.n if seen is None else seen
+        if ev is not None:
+            out.evaluators[role] = ev
     return out
 
 
@@ -82,36 +91,6 @@ def headline(task: str, result: dict, base: dict) -> tuple[str, float]:
     if task == "clustering":
         return "msd / one-cluster msd", result["msd"] / base["msd"] if base.get("msd") else float("nan")
     return "explained variance ratio", result["explained_variance_ratio"]
-
-
-def cross_validate(algo_cls, hp: dict, plan: Plan, host: str) -> dict:
-    """k-fold on the non-test part of the plan; a fold that cannot be fitted is reported, not fatal."""
-    k, tolerance = hp["k_fold"], hp["k_fold_tolerance"]
-    forward = plan.strategy == "sequential"
-    quiet = Context(host=host, checkpoints=None, emit=lambda line: log.debug("k-fold: %s", line))
-    folds = []
-    for i in range(k):
-        started = time.monotonic()
-        fold_plan = plan.fold(i, k)
-        entry: dict = {"fold": i + 1}
-        try:
-            model = algo_cls(hp, quiet).fit(*fold_plan.fit_inputs())
-            scores = evaluate(model, fold_plan, scored=(VALIDATION, TEST))
-            model.finalize(scores.evaluators)
-            if "test" not in scores.evaluators:
-                raise ValueError("its held-out block has no records")
-            result = scores.evaluators["test"].result()
-            entry["metric"], entry["value"] = headline(model.task, result, scores.baseline("test"))
-            entry["sizes"] = scores.sizes()
-        except TrainingStopped:
-            raise
-        except Exception as exc:  # a fold that cannot be fitted (one class, too few records) is a result, not a crash
-            entry["failed"] = f"{type(exc).__name__}: {exc}"
-        entry["seconds"] = round(time.monotonic() - started, 3)
-        folds.append(entry)
-        log.info("k-fold %d/%d: %s", i + 1, k, f"{entry['metric']} {entry['value']:.4f}" if "value" in entry else f"failed ({entry['failed']})")
-    return {"k": k, "scheme": "forward chaining (time series)" if forward else "shuffled folds" if plan.strategy == "random" else "stratified folds",
-            "tolerance": tolerance, "folds": folds, **verdict(folds, tolerance)}
 
 
 def verdict(folds: list[dict], tolerance: float) -> dict:

@@ -1,8 +1,8 @@
 """The job's data plan: which channel or slice plays train, validation and test.
 
-Decided once, before fitting, from the channels given and the split
-hyperparameters; the same plan then feeds the fit, k-fold and the evaluation
-pass, so every stage sees the same records in the same roles.
+Decided once per host, before fitting, from the channels given and the split
+hyperparameters; every pass over the training channel then cuts its blocks by the
+same roles, so the fit, k-fold and the evaluation see the same records in the same roles.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field, replace
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .split import (
+from ..stats.split import (
+    TEST,
     TRAIN,
     VALIDATION,
     HashPositions,
@@ -25,7 +27,8 @@ from .split import (
     label_order_warning,
     ordered_positions,
 )
-from .views import HeldOutStream, MemoryChannel, RoleView
+from ..data.blocks import Block
+from .views import MemoryChannel
 
 log = logging.getLogger("byoa.train")
 
@@ -42,16 +45,22 @@ class Plan:
     info: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
 
-    def fit_inputs(self) -> tuple[object, object | None]:
-        """(training part, validation) as the algorithm's ``fit`` takes them."""
-        if self.split is None:
-            return self.source, self.validation
-        train = RoleView(self.source, self.split, TRAIN)
-        if self.validation is not None or not self.validation_fraction:
-            return train, self.validation
-        if isinstance(self.source, MemoryChannel):
-            return train, RoleView(self.source, self.split, VALIDATION)
-        return train, HeldOutStream(train)
+    def role_blocks(self, wanted=(TRAIN, VALIDATION, TEST)) -> Iterator[tuple[int, Block, np.ndarray | None]]:
+        """One pass over the training channel, each block cut by role (only the ``wanted`` ones): (role, records,
+        and the records' split hashes when roles come from hashes, else None)."""
+        first = 0
+        for block in self.source.next_pass():
+            if self.split is None:
+                yield TRAIN, block, None
+                continue
+            roles, h = self.split.roles(block, first)
+            first += len(block)
+            for role in wanted:
+                mask = roles == role
+                if mask.all():
+                    yield role, block, h
+                elif mask.any():
+                    yield role, block.take(mask), None if h is None else h[mask]
 
     def fold(self, index: int, k: int) -> "Plan":
         """The plan of fold ``index`` of k: the test part of this plan is left out altogether."""
@@ -90,7 +99,7 @@ def make_plan(hp: dict, algo_cls, train, validation, test) -> Plan:
         block = train.read_all()
         if block is None:
             raise DataError(f"channel '{train.name}' has no records")
-        source = MemoryChannel(train.name, block, train.bytes_last_pass)
+        source = MemoryChannel(train.name, block, train.bytes_last_pass, train.spec)
         labels = block.y if block.y is not None else np.full(len(block), np.nan, np.float32)
     validation_fraction = hp["threshold_fraction"] if validation is None and algo_cls.uses_validation(hp, labels) else 0.0
     splitting = bool(test_fraction or validation_fraction or k)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from .. import __version__
 from .baseline import lift
-from .metrics import CHANNELS, scalars
+from ..stats.metrics import CHANNELS, scalars
 
 REPORT = "evaluation.json"
 
 
-def build(algorithm: str, model, plan, results: dict, scores, kfold: dict | None, timings: dict) -> dict:
+def build(algorithm: str, model, plan: dict, results: dict, scores, kfold: dict | None, timings: dict) -> dict:
+    """``plan``: the data plan's ``info`` and ``warnings``."""
     baselines = {}
     for role, result in results.items():
         base = scores.baseline(role, model.positive_class)
@@ -33,13 +34,14 @@ def build(algorithm: str, model, plan, results: dict, scores, kfold: dict | None
         "task": model.task,
         "byoa_version": __version__,
         "positive_class": model.positive_class,
-        "split": {**plan.info, "sizes": scores.sizes()},
+        "split": {**plan["info"], "sizes": scores.sizes(), "scored": scores.scored()},
         "metrics": results,
         "threshold": threshold,
+        "model_selection": getattr(model, "model_selection", None) or None,
         "baseline": baselines,
         "headline_channel": headline_role,
         "k_fold": kfold,
-        "warnings": plan.warnings + [b["summary"] for r, b in baselines.items() if r == headline_role and not b.get("beats_baseline", True)],
+        "warnings": plan["warnings"] + [b["summary"] for r, b in baselines.items() if r == headline_role and not b.get("beats_baseline", True)],
         "timings_seconds": timings,
     }
 
@@ -99,6 +101,13 @@ def summary(report: dict) -> list[str]:
         f"validation = {report['split']['validation']}",
         report["split"]["model"],
     ]
+    sampled = {r: n for r, n in report["split"]["scored"].items() if n < sizes.get(r, n)}
+    if sampled:
+        lines.append("scored a uniform sample (TRAIN_EVAL_BUFFER_MB): " + ", ".join(f"{r} {n:,} of {sizes[r]:,}" for r, n in sampled.items()))
+    chosen = report.get("model_selection")
+    if chosen and chosen.get("num_models", 1) > 1:
+        settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in chosen["settings"].items())
+        lines.append(f"model {chosen['chosen'] + 1} of {chosen['num_models']} kept ({settings}), judged by {chosen['judged_by']}")
     if report.get("threshold"):
         t = report["threshold"]
         lines.append(f"decision threshold {t.get('threshold', 0.5):.4f}, chosen on validation data by {t.get('criterion')}"

@@ -1,4 +1,4 @@
-"""Every content type the server speaks: one decoder or encoder per media type, in one registry.
+"""Every content type the server speaks: a decoder or encoder per type of ``data.media``'s registry.
 
 Decoders turn a request body into a float32 matrix (numpy, or CSR for sparse
 input). Encoders turn the model's outputs (name -> array with one row per
@@ -16,12 +16,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import content_types
+from ..data import media
+from ..data.media import CSV, JSON, JSONLINES, NPY
+from ..data.media import RECORDIO_PROTOBUF as PROTOBUF
 from ..errors import DataError
-
-CSV, JSON, JSONLINES = "text/csv", "application/json", "application/jsonlines"
-PROTOBUF, NPY = "application/x-recordio-protobuf", "application/x-npy"
-ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES}
 
 
 class ClientError(Exception):
@@ -36,14 +34,10 @@ def bad_request(message: str) -> ClientError:
     return ClientError(400, "bad_request", message)
 
 
-def _essence(media: content_types.MediaType) -> str:
-    return ALIASES.get(media.essence, media.essence)
-
-
 # ----------------------------------------------------------------------------- decoders
 
 
-def _csv(body: bytes, media) -> np.ndarray:
+def _csv(body: bytes, kind) -> np.ndarray:
     from ..data.csv_codec import parse_rows
 
     text = body.rstrip(b"\r\n")
@@ -133,7 +127,7 @@ def _load_json(text: bytes, where: str):
         raise bad_request(f"{where} is not valid JSON: {exc}") from None
 
 
-def _json(body: bytes, media):
+def _json(body: bytes, kind):
     doc = _load_json(body, "the JSON body")
     if isinstance(doc, dict) and "instances" in doc:
         instances = doc["instances"]
@@ -150,7 +144,7 @@ def _json(body: bytes, media):
     return _rows_to_matrix([_instance_row(x, f"instance {i}") for i, x in enumerate(instances)], "the JSON body")
 
 
-def _jsonlines(body: bytes, media):
+def _jsonlines(body: bytes, kind):
     lines = body.rstrip(b"\r\n").split(b"\n")
     rows = []
     for i, line in enumerate(lines, 1):
@@ -160,7 +154,7 @@ def _jsonlines(body: bytes, media):
     return _rows_to_matrix(rows, "the JSON Lines body")
 
 
-def _protobuf(body: bytes, media):
+def _protobuf(body: bytes, kind):
     from ..data.blocks import concat
     from ..data.protobuf_codec import decode_bytes
 
@@ -173,7 +167,7 @@ def _protobuf(body: bytes, media):
     return concat(blocks).X
 
 
-def _npy(body: bytes, media) -> np.ndarray:
+def _npy(body: bytes, kind) -> np.ndarray:
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except Exception as exc:  # a damaged header fails in many ways (ValueError, SyntaxError, ...): all the client's
@@ -190,14 +184,14 @@ DECODERS: dict[str, Callable] = {CSV: _csv, JSON: _json, JSONLINES: _jsonlines, 
 
 def decode(content_type: str | None, body: bytes):
     """The request's records as a float32 matrix (dense or CSR)."""
-    media = content_types.parse(content_type or CSV)
-    decoder = DECODERS.get(_essence(media))
+    kind = media.parse(content_type or CSV)
+    decoder = DECODERS.get(kind.essence)
     if decoder is None:
         raise ClientError(415, "unsupported_media_type",
                           f"Content-Type {content_type!r} is not supported; use one of: {', '.join(DECODERS)}")
     if not body.strip():
         raise bad_request("the request body is empty")
-    X = decoder(body, media)
+    X = decoder(body, kind)
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise bad_request(f"the request body holds no records (shape {X.shape[0]} x {X.shape[1]})")
     return X
@@ -279,18 +273,18 @@ def negotiate(accept: str | None, default: str) -> Accepted:
         accept = "*/*"
     choices = []
     for i, part in enumerate(accept.split(",")):
-        media = content_types.parse(part)
+        kind = media.parse(part)
         try:
-            q = float(media.params.pop("q", "1"))
+            q = float(kind.params.pop("q", "1"))
         except ValueError:
             q = 1.0
-        choices.append((-q, i, media))
-    for _, _, media in sorted(choices, key=lambda c: c[:2]):
-        essence = _essence(media)
+        choices.append((-q, i, kind))
+    for _, _, kind in sorted(choices, key=lambda c: c[:2]):
+        essence = kind.essence
         if essence in ("*/*", "application/*", "text/*"):
-            wanted = _essence(content_types.parse(default))
+            wanted = media.parse(default).essence
             if essence == "*/*" or wanted.startswith(essence[:-1]):
-                return Accepted(wanted, media.params)
+                return Accepted(wanted, kind.params)
         if essence in ENCODERS:
-            return Accepted(essence, media.params)
+            return Accepted(essence, kind.params)
     raise ClientError(406, "not_acceptable", f"Accept {accept!r} names no supported response type; use one of: {', '.join(ENCODERS)}")

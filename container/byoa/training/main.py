@@ -15,27 +15,27 @@ import signal
 import sys
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from .. import __version__
 from ..algorithms import ALGORITHMS
-from ..algorithms.base import Checkpoints, Context
+from ..algorithms.base import Context
 from ..data.channels import Channel
+from ..data.inputs import read_inputs
+from ..distributed.cluster import ClusterSpec, follow
+from ..engine.checkpoints import Checkpoints
+from ..engine.executor import job_executor
+from ..engine.kfold import cross_validate
+from ..errors import ConfigError, TrainingStopped, UserError
 from ..evaluation import plots
 from ..evaluation import report as evaluation_report
-from ..evaluation.evaluate import cross_validate, evaluate
-from ..evaluation.metrics import CHANNELS, line, scalars
-from ..evaluation.plan import make_plan
-from ..distributed.cluster import Cluster, ClusterSpec
-from ..distributed.job import LeaderJob
-from ..errors import ConfigError, TrainingStopped, UserError
 from ..hyperparameters import decode, parse
 from ..model_io import ArtifactWriter
 from ..paths import Paths
+from ..stats.metrics import CHANNELS, line, scalars
 from . import metric_definitions
 from .failure import write_failure
-from .inputs import read_inputs
 
 log = logging.getLogger("byoa.train")
 
@@ -85,10 +85,19 @@ def _stop_on_sigterm(signum, frame):
     raise TrainingStopped("training stopped by SIGTERM (StopTrainingJob or spot interruption)")
 
 
-def _log_plan(plan) -> None:
-    log.info("split: %s", json.dumps(plan.info))
-    for warning in plan.warnings:
+def _log_plan(described: list[dict], names: list[str]) -> dict:
+    """Log every host's channels and the data plan; returns the plan's part of the report."""
+    for name, d in zip(names, described):
+        for channel in d["channels"]:
+            log.info("channel %s" if len(names) == 1 else f"host {name}: channel %s", channel)
+    info = dict(described[0]["info"])
+    if len(names) > 1:
+        info["per_host"] = "each host holds out its own records by the same rule; the roles of all hosts together are the split"
+    warnings = [w if len(names) == 1 else f"host {n}: {w}" for n, d in zip(names, described) for w in d["warnings"]]
+    log.info("split: %s", json.dumps(info))
+    for warning in warnings:
         log.warning("%s", warning)
+    return {"info": info, "warnings": warnings}
 
 
 def train(paths: Paths) -> None:
@@ -102,31 +111,30 @@ def train(paths: Paths) -> None:
         algorithm = choose_algorithm(raw)
         algo_cls = ALGORITHMS[algorithm]
         parsed = parse(algo_cls.params, raw, algorithm)
+        hp = algo_cls.configure(parsed.values, parsed.platform)
         resources = paths.read_json("resourceconfig.json", required=False, default={}) or {}
         host = resources.get("current_host", "algo-1")
         hosts = resources.get("hosts", [host])
         spec = ClusterSpec.from_env(hosts, host) if len(hosts) > 1 else None
-        if spec is not None and parsed.values["k_fold"]:
-            raise ConfigError(f"k_fold={parsed.values['k_fold']} runs on one instance: with {len(hosts)} hosts, use k_fold=0 "
+        if spec is not None and hp["k_fold"]:
+            raise ConfigError(f"k_fold={hp['k_fold']} runs on one instance: with {len(hosts)} hosts, use k_fold=0 "
                               "(the held-out test split still applies) or instance_count=1")
-        feature_dim = parsed.values.get("feature_dim")
-        channels, roles, unused = read_inputs(paths, feature_dim if isinstance(feature_dim, int) else None)
+        feature_dim = hp.get("feature_dim")
+        channels, _, unused = read_inputs(paths, feature_dim if isinstance(feature_dim, int) else None)
         folder = _checkpoint_folder(paths)
         checkpoints = None
-        if folder and algo_cls.streaming:
+        if folder and algo_cls.checkpoints:
             if spec is None:
-                checkpoints = Checkpoints(folder, _fingerprint(algorithm, parsed.values, channels))
+                checkpoints = Checkpoints(folder, _fingerprint(algorithm, hp, channels))
             else:
                 log.info("checkpoints are not used by multi-host jobs: a restarted job trains from the start")
 
         log.info("byoa %s: training %s on host %s", __version__, algorithm, host)
-        log.info("hyperparameters: %s", json.dumps(parsed.values, default=str, sort_keys=True))
+        log.info("hyperparameters: %s", json.dumps(hp, default=str, sort_keys=True))
         for name, value in sorted(parsed.ignored.items()):
             log.info("hyperparameter %s=%s is accepted but has no effect in this image", name, value)
         for name, value in sorted(parsed.platform.items()):
             log.info("platform hyperparameter %s=%s noted", name, value)
-        for channel in channels.values():
-            log.info("channel %s", channel.describe())
         if unused:
             log.warning("channels %s are not used by %s", unused, algorithm)
         if checkpoints:
@@ -134,33 +142,24 @@ def train(paths: Paths) -> None:
 
     if spec is not None and not spec.is_leader:
         log.info("host %s serves its data to the training cluster of %s; the model is written there, not here", host, spec.leader)
-        Cluster(spec).follow()
+        follow(spec)
         return
-    ctx = Context(host=host, checkpoints=checkpoints, emit=_emit)
+    ctx = Context(host=host, emit=_emit)
     kfold = None
-    if spec is not None:
-        log.info("cluster: hosts %s, scheduler on %s", ", ".join(f"{h}={spec.addresses[h]}" for h in spec.hosts), spec.scheduler_address)
-        with LeaderJob(spec) as job:
-            timings["join"] = job.timings["join"]
-            with phase("split", timings):
-                plan = job.open(algorithm, parsed.values)
-            _log_plan(plan)
-            with phase("fit", timings):
-                model = job.fit(algo_cls(parsed.values, ctx))
-            with phase("evaluate", timings):
-                scores = job.evaluate(model)
-    else:
-        with phase("split", timings):
-            plan = make_plan(parsed.values, algo_cls, roles["train"], roles["validation"], roles["test"])
-        _log_plan(plan)
+    with ExitStack() as stack:
+        with phase("split", timings):  # every host opens its data and makes its plan (several hosts: after joining)
+            executor = stack.enter_context(job_executor(algorithm, hp, host, spec, ctx, checkpoints))
+            plan = _log_plan(executor.describe(), executor.names)
+        if executor.hosts is not None:
+            timings["join"] = round(executor.hosts.leader.joined_in, 3)
         with phase("fit", timings):
-            model = algo_cls(parsed.values, ctx).fit(*plan.fit_inputs())
-        if parsed.values["k_fold"]:
+            model = executor.fit(algo_cls(hp, ctx, len(executor.names)))
+        if hp["k_fold"]:
             with phase("k_fold", timings):
-                kfold = cross_validate(algo_cls, parsed.values, plan, host)
+                kfold = cross_validate(algo_cls, hp, executor.local.plan, executor.local.channels)
             log.info("k-fold verdict: %s", kfold["verdict"])
         with phase("evaluate", timings):
-            scores = evaluate(model, plan)
+            scores = executor.evaluate(model)
 
     model.finalize(scores.evaluators)
     results = {role: ev.result() for role, ev in scores.evaluators.items()}
@@ -176,7 +175,7 @@ def train(paths: Paths) -> None:
 
     with phase("save", timings):
         arrays, meta = model.to_artifacts()
-        meta = {**meta, "hyperparameters": parsed.values, "metrics": {r: scalars(m) for r, m in results.items()}}
+        meta = {**meta, "hyperparameters": hp, "metrics": {r: scalars(m) for r, m in results.items()}}
         writer = ArtifactWriter(paths.model)
         try:
             writer.save(algorithm, arrays, json.loads(json.dumps(meta, default=float)))

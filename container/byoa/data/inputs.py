@@ -1,13 +1,13 @@
 """The job's channels from ``inputdataconfig.json``, and which of them plays train, validation and test.
 
-Used by the single-host job and by each host of a multi-host job, so both read their data alike.
+Used by every partition of a job (one per host), so every host reads its data alike.
 """
 
 from __future__ import annotations
 
 import os
 
-from ..data.channels import Channel, FeatureCheck, open_channels
+from .channels import Channel, FeatureCheck, open_channels
 from ..errors import ConfigError
 from ..paths import Paths
 

@@ -1,7 +1,7 @@
 """Metrics: names and regexes for hyperparameter tuning, streaming accumulators, log lines.
 
 Accumulators keep memory bounded by their own size, never by the data size:
-sums, confusion matrices, score histograms, and small seeded samples. Their
+sums, confusion matrices and score histograms. Their
 formulas take counts, so the same functions serve fixed arrays in tests.
 """
 
@@ -142,7 +142,7 @@ class BinaryAccumulator:
     def add(self, y: np.ndarray, prob: np.ndarray) -> None:
         y = (y > 0.5).astype(np.int64)
         bins = np.clip((prob * SCORE_BINS).astype(np.int64), 0, SCORE_BINS - 1)
-        np.add.at(self.hist, (y, bins), 1)
+        self.hist += np.bincount(y * SCORE_BINS + bins, minlength=2 * SCORE_BINS).reshape(2, SCORE_BINS)
         p = np.clip(prob.astype(np.float64), EPS, 1 - EPS)
         self.log_loss -= float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
@@ -272,61 +272,3 @@ class RegressionAccumulator:
         mse = self.sq / n
         var = self.syy / n - (self.sy / n) ** 2
         return {"mse": mse, "rmse": math.sqrt(mse), "absolute_loss": self.abs / n, "r2": 1 - mse / var if var > 0 else 0.0}
-
-
-class Reservoir:
-    """A seeded uniform sample of rows (Algorithm R, vectorized per batch)."""
-
-    def __init__(self, size: int, seed: int):
-        self.size = size
-        self.rng = np.random.default_rng(seed)
-        self.seen = 0
-        self.items: list[np.ndarray] | None = None
-
-    def add(self, *columns: np.ndarray) -> None:
-        n = len(columns[0])
-        if self.items is None:
-            self.items = [np.empty((self.size, *c.shape[1:]), c.dtype) for c in columns]
-            self.filled = 0
-        take = min(n, self.size - self.filled)
-        for store, c in zip(self.items, columns):
-            store[self.filled : self.filled + take] = c[:take]
-        self.filled += take
-        if take < n:
-            index = self.seen + take + np.arange(n - take)  # 0-based position of each remaining row in the stream
-            slots = (self.rng.random(n - take) * (index + 1)).astype(np.int64)
-            keep = slots < self.size
-            for store, c in zip(self.items, columns):
-                store[slots[keep]] = c[take:][keep]  # later rows win on equal slots, as in the sequential algorithm
-        self.seen += n
-
-    def sample(self) -> list[np.ndarray]:
-        if self.items is None:
-            return []
-        return [s[: self.filled] for s in self.items]
-
-    def subsample(self, count: int, rng) -> list[np.ndarray]:
-        """``count`` of the kept rows, at random: this reservoir's part of a sample merged across hosts."""
-        kept = self.sample()
-        pick = np.sort(rng.choice(self.filled, count, replace=False)) if kept else []
-        return [c[pick] for c in kept]
-
-    def merge(self, other: "Reservoir") -> None:
-        """Fold another host's reservoir in: the result is a uniform sample of all rows both saw."""
-        if other.items is None:
-            return
-        if self.items is None:
-            self.items, self.filled, self.seen = [c.copy() for c in other.items], other.filled, other.seen
-            return
-        mine, theirs = host_shares([self.seen, other.seen], self.size, self.rng)
-        columns = [np.concatenate(pair) for pair in zip(self.subsample(mine, self.rng), other.subsample(theirs, self.rng))]
-        self.filled = len(columns[0])
-        for store, c in zip(self.items, columns):
-            store[: self.filled] = c
-        self.seen += other.seen
-
-
-def host_shares(seen: list[int], size: int, rng) -> np.ndarray:
-    """How many rows of a ``size``-row uniform sample of everything come from each host, given
-    how many rows each saw: a multivariate hypergeometric draw (sampling without replacement)."""
-    return rng.multivariate_hypergeometric(np.asarray(seen, np.int64), min(size, int(sum(seen))))

@@ -26,7 +26,7 @@ PARAMS = [
 ]
 
 
-def choose_threshold(acc: M.BinaryAccumulator, criterion: str, targets: dict, beta: float) -> tuple[float, dict]:
+def choose_threshold(acc: M.BinaryAccumulator, criterion: str, targets: dict, beta: float, warn: bool = True) -> tuple[float, dict]:
     """The threshold that best meets ``criterion`` on ``acc``'s data, and what it achieves there."""
     if criterion == "loss_function":
         return 0.5, {"criterion": criterion, "threshold": 0.5, "note": "loss_function keeps the probability threshold 0.5"}
@@ -46,7 +46,8 @@ def choose_threshold(acc: M.BinaryAccumulator, criterion: str, targets: dict, be
         value = np.where(ok, recall + 1e-9 * precision, -1.0) if ok.any() else precision
         if not ok.any():
             note = f"target precision {target} is not reachable on validation data; best achievable precision {precision.max():.4f}"
-            log.warning("recall_at_target_precision: %s", note)
+            if warn:
+                log.warning("recall_at_target_precision: %s", note)
     i = _middle_of_best(value)
     info = {
         "criterion": criterion,
@@ -63,6 +64,19 @@ def choose_threshold(acc: M.BinaryAccumulator, criterion: str, targets: dict, be
     if note:
         info["note"] = note
     return info["threshold"], info
+
+
+def criterion_score(acc: M.BinaryAccumulator, criterion: str, targets: dict, beta: float) -> tuple:
+    """How well a model meets ``criterion`` on ``acc``'s data at its best threshold: larger is better (compare as tuples).
+    A target that cannot be reached ranks below every model that reaches it."""
+    _, info = choose_threshold(acc, criterion, targets, beta, warn=False)
+    if criterion == "accuracy":
+        return (info["validation_accuracy"],)
+    if criterion == "f_beta":
+        return (info["validation_f_beta"],)
+    if criterion == "precision_at_target_recall":
+        return (float(info["target_reached"]), info["validation_precision"])
+    return (float(info["target_reached"]), info["validation_recall"] if info["target_reached"] else info["validation_precision"])
 
 
 def _middle_of_best(value: np.ndarray) -> int:
