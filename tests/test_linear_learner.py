@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ def test_the_model_kept_beats_the_worst_by_a_clear_margin_and_is_named(job):
     assert result.rc == 0, result.log
     chosen = json.loads((job.root / "output" / "data" / "evaluation.json").read_text())["model_selection"]
     assert chosen["num_models"] == 12 and chosen["settings"]["optimizer"] == "sgd"
-    best, worst = (float(v) for v in chosen["judged_by"].split("(")[1].rstrip(")").replace("worst model ", "").split("; "))
+    best, worst = (float(v) for v in re.search(r"best model's ([\d.]+); worst model ([\d.]+)", chosen["judged_by"]).groups())
     assert best - worst > 0.05, chosen["judged_by"]
     assert f"model {chosen['chosen'] + 1} of 12 kept" in result.stderr
 
