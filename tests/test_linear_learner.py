@@ -138,3 +138,33 @@ def test_early_stopping_compares_epochs_in_the_same_units_when_labels_are_large(
     values = [float(line.rsplit("=", 1)[1]) for line in lines]
     assert len(values) == 12 and all(b < a for a, b in zip(values, values[1:]))  # never stopped: it kept improving
     assert result.metric("test", "r2") > 0.8
+
+
+def test_a_training_round_streams_its_batches_instead_of_holding_them():
+    """On one host a round is the whole pass: the partition must let each mini-batch go before it reads on."""
+    import gc
+    import weakref
+
+    from byoa.algorithms.linear_learner import ScalerStats
+    from byoa.data.blocks import Block
+
+    hp = defaults(predictor_type="binary_classifier", num_models=2, feature_dim=4)
+    leader, partition = LinearLearnerAlgorithm(hp), LinearLearnerAlgorithm(hp)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    leader._setup(ScalerStats.of(Block(X, y), 2))
+    alive, most = [], 0
+
+    def stream():
+        nonlocal most
+        for _ in range(60):
+            gc.collect()
+            most = max(most, sum(r() is not None for r in alive))
+            block = Block(rng.normal(size=(1000, 4)).astype(np.float32), y.copy())
+            alive.append(weakref.ref(block.X))
+            yield block
+
+    progress = partition.partial("train", leader.broadcast("train"), stream())
+    assert progress.records == 60_000
+    assert most <= 2, f"{most} earlier mini-batches were still held"

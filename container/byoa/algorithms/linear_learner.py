@@ -725,27 +725,31 @@ class LinearLearnerAlgorithm(Algorithm):
         """Updates from the leader's parameters: every update of the round's records (``train``), or the next
         ``steps`` of the updates the scaler's round holds (``warm``; all of them when ``steps`` is None)."""
         size = math.ceil(update_batch / self.count)  # this partition's part of an update
-        if phase == "train" or self.pieces is None:
-            pieces = [(b.X[lo : lo + size], y[lo : lo + size]) for b in batches
-                      for y in [self._labels(b)] for lo in range(0, len(y), size)]
-            if phase == "train":
-                self.pieces = None
-            else:
-                self.pieces, self.cursor = pieces, 0
-        if phase == "warm":
+        if phase == "train":
+            pieces = self._pieces(batches, size)  # streamed: a round may be the whole pass
+        else:
+            if self.pieces is None:  # the scaler's round: about num_point_for_scaler records, held for its updates
+                self.pieces, self.cursor = list(self._pieces(batches, size)), 0
             start = self.cursor
             self.cursor = len(self.pieces) if steps is None else min(start + steps, len(self.pieces))
             pieces = self.pieces[start : self.cursor]
-        if not pieces:
-            return None
         p = shared.copy()
         cols = self._columns(p)
         records, loss, weight = 0, 0.0, 0.0
         for X, y in pieces:
             piece_loss, piece_weight = self._step(p, scaling, cols, X, y, with_loss)
             loss, weight, records = loss + piece_loss, weight + piece_weight, records + len(y)
+        if records == 0:
+            return None
         left = len(self.pieces) - self.cursor if phase == "warm" else 0
         return Progress(records, {k: getattr(p, k) * records for k in Params.ARRAYS}, p.t, loss, weight, left)
+
+    def _pieces(self, batches, size: int):
+        """(features, labels) of each update: the batches cut into ``size`` records."""
+        for batch in batches:
+            y = self._labels(batch)
+            for lo in range(0, len(y), size):
+                yield batch.X[lo : lo + size], y[lo : lo + size]
 
     def _labels(self, block: Block) -> np.ndarray:
         y = require_labels(block, "train")
