@@ -416,7 +416,8 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("lr_scheduler_step", AnyOf((AUTO, Integer(1))), "auto", "auto = 100 updates"),
         Param("lr_scheduler_factor", AnyOf((AUTO, Real(0, 1, low_open=True))), "auto", "auto = 0.99"),
         Param("lr_scheduler_minimum_lr", AnyOf((AUTO, Real(0))), "auto", "auto = 1e-5"),
-        Param("early_stopping_patience", Integer(1), 3, "epochs in which no model's objective improves before stopping"),
+        Param("early_stopping_patience", Integer(1), 3,
+              "epochs in which no model that could be kept (within one standard error of the best) improves before stopping"),
         Param("early_stopping_tolerance", Real(0), 0.001, "relative improvement that counts"),
         *selection.PARAMS,
         Param("positive_example_weight_mult", AnyOf((Options(("auto", "balanced")), Real(0, low_open=True))), 1.0, "auto = balanced"),
@@ -576,7 +577,10 @@ class LinearLearnerAlgorithm(Algorithm):
         self.bad = np.where(improved, 0, self.bad + 1)
         name = OBJECTIVE_NAMES.get(self.loss, f"{self.loss}_objective")
         self.ctx.emit(f"#quality_metric: host={self.ctx.host}, epoch={epoch}, {source} {name} <loss>={float(np.min(objective)):.6g}")
-        return bool((self.bad >= self.hp["early_stopping_patience"]).all())
+        # Only models that could be kept (within one standard error of the best, see _select) keep training going.
+        best = int(np.argmin(objective))
+        contenders = objective <= objective[best] + max(errors[best], errors[0])
+        return bool((self.bad[contenders] >= self.hp["early_stopping_patience"]).all())
 
     def finish(self, validate) -> LinearModel:
         if self.params is None:
