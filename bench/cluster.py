@@ -8,7 +8,10 @@ one core, so the comparison is one core against two. Data: RecordIO-protobuf, Sh
 (each host holds half the files; the single host holds all). Reports where the first host's time
 went: join, opening data, fit, evaluation.
 
-    python bench/cluster.py [round|random-forest|kmeans|linear-learner ...]     (default: all)
+    python bench/cluster.py [--pipe] [round|random-forest|kmeans|linear-learner ...]     (default: all)
+
+``--pipe``: Pipe mode (each host's FIFOs fed by local_test/pipe_feeder.py on that host's core, one per
+epoch) instead of File mode, where a job's later epochs read its first pass from memory.
 
 ``round``: what one call to another host costs on a two-host loopback cluster started by the
 image's own bootstrap: a call to a long-lived actor (what the engine uses) against a submitted
@@ -71,14 +74,17 @@ def make_data(spec: dict, folder: Path) -> list[Path]:
     return files
 
 
+PIPE = "--pipe" in sys.argv
+
+
 def lay_out(work: Path, files: list[Path], n: int, hp: dict) -> list[Path]:
     hosts = host_names(n)
-    channels = {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "File",
+    channels = {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "Pipe" if PIPE else "File",
                           "S3DistributionType": "ShardedByS3Key", "RecordWrapperType": "None"}}
     bases = []
     for i, host in enumerate(hosts):
         base = work / f"{n}-hosts" / host
-        data = base / "input" / "data" / "train"
+        data = base / ("source" if PIPE else "input/data/train")
         data.mkdir(parents=True)
         for f in files[i::n]:
             os.link(f, data / f.name)
@@ -87,10 +93,19 @@ def lay_out(work: Path, files: list[Path], n: int, hp: dict) -> list[Path]:
     return bases
 
 
-def run(bases: list[Path], port: int) -> tuple[float, str]:
+def feed(bases: list[Path], epochs: int) -> list[subprocess.Popen]:
+    """Pipe mode: each host's files into its FIFOs train_0 .. train_<epochs-1>, by a feeder on that host's core."""
+    return [subprocess.Popen(["taskset", "-c", str(i), sys.executable, str(ROOT / "local_test" / "pipe_feeder.py"),
+                              str(base / "input" / "data"), "train", *map(str, sorted((base / "source").iterdir())),
+                              "--epochs", str(epochs)])
+            for i, base in enumerate(bases)]
+
+
+def run(bases: list[Path], port: int, epochs: int = 1) -> tuple[float, str]:
     """Wall time of the whole job (every host's train process tree pinned to core i), and the first host's log."""
     procs = []
     started = time.monotonic()
+    feeders = feed(bases, epochs) if PIPE else []
     for i in reversed(range(len(bases))):
         env = cluster_env(bases[i], len(bases), port) if len(bases) > 1 else {**os.environ, "SAGEMAKER_BASE_DIR": str(bases[i])}
         log = open(bases[i] / "train.log", "w")
@@ -98,6 +113,8 @@ def run(bases: list[Path], port: int) -> tuple[float, str]:
                                       env=env, stdout=log, stderr=subprocess.STDOUT))
     codes = [p.wait() for p in procs]
     wall = time.monotonic() - started
+    for f in feeders:
+        f.kill()
     text = (bases[0] / "train.log").read_text()
     if any(codes):
         raise SystemExit(f"a host failed ({codes}):\n{text[-4000:]}")
@@ -161,7 +178,7 @@ def round_cost() -> None:
 def main() -> int:
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs 2 cores")
-    chosen = sys.argv[1:] or ["round", *JOBS]
+    chosen = [a for a in sys.argv[1:] if a != "--pipe"] or ["round", *JOBS]
     if "round" in chosen:
         round_cost()
         chosen = [c for c in chosen if c != "round"]
@@ -171,10 +188,12 @@ def main() -> int:
             spec = JOBS[name]
             files = make_data(spec, work / name / "source")
             size = sum(f.stat().st_size for f in files) / 1e6
-            one, text_one = run(lay_out(work / name, files, 1, spec["hp"]), 0)
-            two, text_two = run(lay_out(work / name, files, 2, spec["hp"]), 18786)
+            epochs = spec["hp"].get("epochs", 1)
+            one, text_one = run(lay_out(work / name, files, 1, spec["hp"]), 0, epochs)
+            two, text_two = run(lay_out(work / name, files, 2, spec["hp"]), 18786, epochs)
             ratio, target = one / two, spec.get("target", TARGET)
-            print(f"{name} ({spec['rows']:,} rows x {spec['features']}, {size:.0f} MB): 1 host {one:.1f} s, 2 hosts {two:.1f} s "
+            print(f"{name} ({spec['rows']:,} rows x {spec['features']}, {size:.0f} MB, {'Pipe' if PIPE else 'File'} mode): "
+                  f"1 host {one:.1f} s, 2 hosts {two:.1f} s "
                   f"-> {ratio:.2f}x faster (target >= {target}x: {'met' if ratio >= target else 'NOT met'})")
             if auc(text_one) is not None:
                 gap = abs(auc(text_two) - auc(text_one))

@@ -158,6 +158,7 @@ def main():
     sizes = [float(a) for a in args] or [1.0, 4.0]
     ceiling = drain_baseline(min(sizes))
     print(f"baseline: a Python reader drains the generated stream at {ceiling:,.0f} MB/s")
+    only = os.environ.get("BENCH_ONLY")  # one case by name
     cases = {
         "kmeans": {"algorithm": "kmeans", "k": 10, "feature_dim": FEATURES, "mini_batch_size": 5000, "epochs": 1},
         "linear-learner": {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "mini_batch_size": 1000, "epochs": 1},
@@ -165,6 +166,8 @@ def main():
                                         "epochs": 1, "num_models": 1},
     }
     for name, hp in cases.items():
+        if only and name != only:
+            continue
         results = {gb: run_train(hp, gb, train) for gb in sizes}
         for gb, r in results.items():
             print(

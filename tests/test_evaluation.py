@@ -361,3 +361,19 @@ def test_past_the_evaluation_budget_a_uniform_sample_is_scored_and_the_report_sa
     assert full["split"]["scored"] == full["split"]["sizes"] == split["sizes"]
     sampled = report_of(job)["metrics"]["test"]["binary_classification_accuracy"]
     assert abs(sampled - full["metrics"]["test"]["binary_classification_accuracy"]) < 0.03  # a sample still measures the model
+
+
+def test_knn_train_metrics_leave_each_record_out_of_its_own_vote(job):
+    """k=1 on noisy labels: a record that were its own neighbour would always be right (train accuracy 1.0);
+    left out, it is predicted as a test record is. At most 5,000 training records are scored (no quadratic cost)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12000, 4)).astype(np.float32)
+    y = ((X[:, 0] + rng.normal(scale=1.0, size=12000)) > 0).astype(np.float32)
+    job.hyperparameters({"algorithm": "knn", "k": 1, "feature_dim": 4, "predictor_type": "classifier", "sample_size": 12000})
+    job.channel("train", csv_bytes(X, y), CSV)
+    result = job.run()
+    assert result.rc == 0, result.log
+    train, test = result.metric("train", "accuracy"), result.metric("test", "accuracy")
+    assert train < 0.8 and abs(train - test) < 0.04, (train, test)
+    split = report_of(job)["split"]
+    assert split["scored"]["train"] == 5000 < split["sizes"]["train"]

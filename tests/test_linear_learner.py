@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ def test_the_model_kept_beats_the_worst_by_a_clear_margin_and_is_named(job):
     assert result.rc == 0, result.log
     chosen = json.loads((job.root / "output" / "data" / "evaluation.json").read_text())["model_selection"]
     assert chosen["num_models"] == 12 and chosen["settings"]["optimizer"] == "sgd"
-    best, worst = (float(v) for v in chosen["judged_by"].split("(")[1].rstrip(")").replace("worst model ", "").split("; "))
+    best, worst = (float(v) for v in re.search(r"best model's ([\d.]+); worst model ([\d.]+)", chosen["judged_by"]).groups())
     assert best - worst > 0.05, chosen["judged_by"]
     assert f"model {chosen['chosen'] + 1} of 12 kept" in result.stderr
 
@@ -137,3 +138,33 @@ def test_early_stopping_compares_epochs_in_the_same_units_when_labels_are_large(
     values = [float(line.rsplit("=", 1)[1]) for line in lines]
     assert len(values) == 12 and all(b < a for a, b in zip(values, values[1:]))  # never stopped: it kept improving
     assert result.metric("test", "r2") > 0.8
+
+
+def test_a_training_round_streams_its_batches_instead_of_holding_them():
+    """On one host a round is the whole pass: the partition must let each mini-batch go before it reads on."""
+    import gc
+    import weakref
+
+    from byoa.algorithms.linear_learner import ScalerStats
+    from byoa.data.blocks import Block
+
+    hp = defaults(predictor_type="binary_classifier", num_models=2, feature_dim=4)
+    leader, partition = LinearLearnerAlgorithm(hp), LinearLearnerAlgorithm(hp)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    leader._setup(ScalerStats.of(Block(X, y), 2))
+    alive, most = [], 0
+
+    def stream():
+        nonlocal most
+        for _ in range(60):
+            gc.collect()
+            most = max(most, sum(r() is not None for r in alive))
+            block = Block(rng.normal(size=(1000, 4)).astype(np.float32), y.copy())
+            alive.append(weakref.ref(block.X))
+            yield block
+
+    progress = partition.partial("train", leader.broadcast("train"), stream())
+    assert progress.records == 60_000
+    assert most <= 2, f"{most} earlier mini-batches were still held"

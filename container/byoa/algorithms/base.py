@@ -123,6 +123,7 @@ class Algorithm:
     in_memory: ClassVar[bool] = False  # reads all training records into memory in one pass
     checkpoints: ClassVar[bool] = False  # its leader state survives a restart (``state``/``load_state``)
     train_sample_limit: ClassVar[int | None] = None  # most training records scored for train-role metrics
+    deals_training: ClassVar[bool] = True  # FullyReplicated: each host trains on its dealt share (False: on all it holds)
 
     @classmethod
     def supervision(cls, hp: dict) -> str:

@@ -6,8 +6,10 @@ two matrix products for all of them.
 
 As a reduction: every partition trains the models on its own mini-batches from the leader's
 parameters, and the leader averages the partitions' parameters (weighted by records) after
-1, 2, 4, ... up to ``SYNC_STEPS`` local steps each epoch. On one host the average of one is the
-host's own parameters, so single-host training is plain mini-batch training.
+1, 2, 4, ... up to ``SYNC_STEPS`` local updates each epoch; the first round, which also reads
+the scaler's records, is trained the same way once the scaler is set up (phase ``warm``). On
+one host the average of one is the host's own parameters, so single-host training is plain
+mini-batch training.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ ANY_LOSS = tuple(sorted({loss for losses in LOSSES.values() for loss in losses})
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
 AUTO_MODELS = 32  # num_models=auto, as the built-in's default
+AUTO_BATCH = 1000  # mini_batch_size=auto, as the built-in's default ...
+MIN_UPDATES = 32  # ... or smaller for small data, so that an epoch makes at least this many updates
 MAX_MODEL_WEIGHTS = 2**21  # auto: fewer models when feature_dim x outputs x models would pass this
 SYNC_STEPS = 64  # several hosts: most local mini-batches between averages of the parameters
 # The grid's nearby settings, nearest first; a value the user gives pins its axis.
@@ -69,9 +73,10 @@ def _softmax(S):
     return E / E.sum(axis=-1, keepdims=True)
 
 
-def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict) -> tuple[np.ndarray, np.ndarray]:
+def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict, value: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Per-record, per-model loss (n, m) and d loss / d score (n, m, c). ``S`` is (n, m, c): n records,
-    m models, c outputs (c = 1 but for softmax); ``y`` holds the labels (class index for softmax)."""
+    m models, c outputs (c = 1 but for softmax); ``y`` holds the labels (class index for softmax).
+    ``value=False`` skips the logistic loss's logarithms (its gradient does not need them): the loss is None."""
     if loss == "softmax_loss":
         P = _softmax(S)
         rows = np.arange(len(y))
@@ -81,8 +86,7 @@ def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict) -> tupl
         return value, P
     s, y = S[:, :, 0], y[:, None]
     if loss == "logistic":
-        value = np.logaddexp(0.0, s) - y * s
-        return value, (_sigmoid(s) - y)[:, :, None]
+        return np.logaddexp(0.0, s) - y * s if value else None, (_sigmoid(s) - y)[:, :, None]
     if loss == "hinge_loss":
         sign = 2.0 * y - 1.0
         margin = hp["margin"] - sign * s
@@ -118,6 +122,7 @@ class ScalerStats:
     sum_y: float
     sum_y2: float
     label_counts: np.ndarray
+    complete: bool = False  # these are all the records of the training data
 
     @classmethod
     def of(cls, sample: Block, n_classes: int) -> "ScalerStats":
@@ -135,7 +140,7 @@ class ScalerStats:
         width = max(len(self.label_counts), len(other.label_counts))
         counts = np.pad(self.label_counts, (0, width - len(self.label_counts))) + np.pad(other.label_counts, (0, width - len(other.label_counts)))
         return ScalerStats(self.n + other.n, self.sparse or other.sparse, self.sum_x + other.sum_x, self.sum_x2 + other.sum_x2,
-                           self.sum_y + other.sum_y, self.sum_y2 + other.sum_y2, counts)
+                           self.sum_y + other.sum_y, self.sum_y2 + other.sum_y2, counts, self.complete and other.complete)
 
 
 @dataclass
@@ -229,21 +234,38 @@ class Progress:
     t: int
     loss: float
     weight: float
+    left: int = 0  # updates this partition still has to make on the round's records
 
     def merge(self, other: "Progress") -> "Progress":
         return Progress(self.records + other.records, {k: v + other.sums[k] for k, v in self.sums.items()},
-                        max(self.t, other.t), self.loss + other.loss, self.weight + other.weight)
+                        max(self.t, other.t), self.loss + other.loss, self.weight + other.weight, max(self.left, other.left))
 
 
 @dataclass
 class Losses:
-    """Per-model sums of the objective over validation records."""
+    """Per-model sums of the objective (and of its square) over validation records."""
 
     total: np.ndarray
+    squares: np.ndarray
     n: int
 
     def merge(self, other: "Losses") -> "Losses":
-        return Losses(self.total + other.total, self.n + other.n)
+        return Losses(self.total + other.total, self.squares + other.squares, self.n + other.n)
+
+    def standard_errors(self) -> np.ndarray:
+        mean = self.total / self.n
+        return np.sqrt(np.maximum(self.squares / self.n - mean**2, 0.0) / self.n)
+
+
+def one_standard_error(values: np.ndarray, errors: np.ndarray, larger_is_better: bool) -> tuple[int, float]:
+    """The model nearest the given settings (lowest index) among those within one standard error of the best, and
+    that error: a validation set of a few dozen records cannot tell closer models apart, and picking the best of
+    many by chance would fit its noise. The error is the best model's or the given settings' (model 0), whichever is
+    larger: a model that fits a tiny validation set perfectly has no spread to measure."""
+    sign = 1.0 if larger_is_better else -1.0
+    best = int(np.argmax(sign * values))
+    error = float(max(errors[best], errors[0]))
+    return int(np.flatnonzero(sign * values >= sign * values[best] - error)[0]), error
 
 
 class LinearModel(BinaryThreshold, Model):
@@ -369,7 +391,9 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("num_classes", AnyOf((AUTO, Integer(3, 1_000_000))), "auto", "required for multiclass_classifier"),
         Param("feature_dim", AnyOf((AUTO, Integer(1))), "auto", "auto: taken from the data"),
         Param("epochs", Integer(1), 15),
-        Param("mini_batch_size", Integer(1), 1000),
+        Param("mini_batch_size", AnyOf((AUTO, Integer(1))), "auto",
+              f"auto: {AUTO_BATCH}, or, when the training data holds fewer than num_point_for_scaler records, the size that "
+              f"gives {MIN_UPDATES} updates an epoch"),
         Param("loss", Options(("auto", *ANY_LOSS)), "auto", "auto: logistic, softmax_loss or squared_loss by predictor_type"),
         Param("optimizer", Options(("auto", *OPTIMIZERS)), "auto", "auto: adam for the first model, sgd for some of the others"),
         Param("learning_rate", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto: 0.01 (adam, rmsprop), 0.1 (sgd) for the first model, a grid around it for the others"),
@@ -392,7 +416,8 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("lr_scheduler_step", AnyOf((AUTO, Integer(1))), "auto", "auto = 100 updates"),
         Param("lr_scheduler_factor", AnyOf((AUTO, Real(0, 1, low_open=True))), "auto", "auto = 0.99"),
         Param("lr_scheduler_minimum_lr", AnyOf((AUTO, Real(0))), "auto", "auto = 1e-5"),
-        Param("early_stopping_patience", Integer(1), 3, "epochs without improvement of any model before stopping"),
+        Param("early_stopping_patience", Integer(1), 3,
+              "epochs in which no model that could be kept (within one standard error of the best) improves before stopping"),
         Param("early_stopping_tolerance", Real(0), 0.001, "relative improvement that counts"),
         *selection.PARAMS,
         Param("positive_example_weight_mult", AnyOf((Options(("auto", "balanced")), Real(0, low_open=True))), 1.0, "auto = balanced"),
@@ -444,16 +469,26 @@ class LinearLearnerAlgorithm(Algorithm):
         self.scaling: Scaling | None = None
         self.params: Params | None = None
         self.grid: Grid | None = None
-        self.best_obj = self.best_W = self.best_b = self.bad = None  # per model: best objective so far, its parameters
+        self.best_obj = self.best_W = self.best_b = None  # per model: the kept parameters and their objective
+        self.lowest = None  # per model: the lowest objective of any epoch
+        self.bad = None  # per model: epochs since its objective last improved by the tolerance
+        self.update_batch = None if hp["mini_batch_size"] == "auto" else hp["mini_batch_size"]
+        self.training_loss_needed = True  # epochs are judged on the training loss only when there are no validation records
         self.epoch_loss: np.ndarray | float = 0.0
         self.epoch_weight = 0.0
         self.sync_round = 0
         self._cols: dict | None = None  # partition side: the grid's per-column settings
-        self.judged_on = "training"  # where the epochs' objective came from: validation or training records
+        self.pieces: list | None = None  # partition side: the scaler round's records, cut into updates (phase warm)
+        self.cursor = 0
 
     @property
     def epochs(self) -> int:
         return self.hp["epochs"]
+
+    @property
+    def batch_size(self) -> int:
+        """Records read per mini-batch: one update's, once ``auto`` has chosen it (the epochs after the first)."""
+        return self.update_batch or AUTO_BATCH
 
     @property
     def n_classes(self) -> int:
@@ -464,27 +499,40 @@ class LinearLearnerAlgorithm(Algorithm):
         return given if given != "auto" else max(1, min(AUTO_MODELS, MAX_MODEL_WEIGHTS // (d * self.n_out)))
 
     # --- the reduction: a scaler round, then rounds of local mini-batch steps whose parameters are averaged
+    def _scaler_batches(self) -> int:
+        """Local mini-batches each partition reads for the scaler."""
+        return max(1, math.ceil(self.hp["num_point_for_scaler"] / (self.count * math.ceil(self.batch_size / self.count))))
+
     def round(self):
-        local = math.ceil(self.batch_size / self.count)
         if self.params is None:
-            return "scale", max(1, math.ceil(self.hp["num_point_for_scaler"] / (self.count * local)))
-        if self.count == 1:
-            return "train", WHOLE_PASS
-        steps = min(2**self.sync_round, SYNC_STEPS)
-        self.sync_round += 1
-        return "train", steps
+            return "scale", self._scaler_batches()
+        return "train", WHOLE_PASS if self.count == 1 else self._sync_steps()
 
     def broadcast(self, phase):
-        return None if phase == "scale" else (self.scaling, self.params)
+        if phase == "scale":  # records asked of each partition: fewer come back when its data ends
+            return self._scaler_batches() * math.ceil(self.batch_size / self.count)
+        if phase in ("train", "warm"):
+            steps = None if self.count == 1 or phase == "train" else self._sync_steps()
+            return self.scaling, self.params, self.update_batch, self.training_loss_needed, steps
+        return self.scaling, self.params
+
+    def _sync_steps(self) -> int:
+        """Local updates before the next average: 1, 2, 4, ... up to SYNC_STEPS, from the start of each epoch."""
+        steps = min(2**self.sync_round, SYNC_STEPS)
+        self.sync_round += 1
+        return steps
 
     def partial(self, phase, shared, batches):
         if phase == "scale":
             blocks = [b for b in batches]
             for b in blocks:
                 self._check_labels(require_labels(b, "train"))
-            return ScalerStats.of(concat(blocks), self.n_classes) if blocks else None
-        if phase == "train":
-            return self._train(*shared, batches)
+            stats = ScalerStats.of(concat(blocks), self.n_classes)
+            stats.complete = stats.n < shared
+            self.pieces = None  # the warm phases cut these records into updates
+            return stats
+        if phase in ("train", "warm"):
+            return self._train(phase, *shared, batches)
         if phase == "objective":
             return self._objective(*shared, batches)
         return self._score_histograms(*shared, batches)  # "scores"
@@ -499,11 +547,11 @@ class LinearLearnerAlgorithm(Algorithm):
     def update(self, phase, merged):
         if phase == "scale":
             self._setup(merged)
-            return "train"
+            return "warm"
         self.params = Params(*(merged.sums[k] / merged.records for k in Params.ARRAYS), merged.t)
         self.epoch_loss = self.epoch_loss + merged.loss
         self.epoch_weight += merged.weight
-        return None
+        return "warm" if merged.left else None
 
     def end_epoch(self, epoch, validate) -> bool:
         """Judge every epoch on one yardstick: the objective on the validation records (the training loss
@@ -511,21 +559,28 @@ class LinearLearnerAlgorithm(Algorithm):
         self.sync_round = 0
         losses = validate("objective", (self.scaling, self.params))
         if losses is not None and losses.n:
-            objective, source = losses.total / losses.n, "validation"
+            objective, errors, source = losses.total / losses.n, losses.standard_errors(), "validation"
+            self.training_loss_needed = False
         else:
             objective, source = np.asarray(self.epoch_loss) / max(self.epoch_weight, 1e-12), "train"
+            errors = np.zeros_like(objective)
         self.epoch_loss, self.epoch_weight = 0.0, 0.0
-        self.judged_on = "validation" if source == "validation" else "training"
-        improved = ~np.isfinite(self.best_obj) | (objective < self.best_obj * (1 - self.hp["early_stopping_tolerance"]))
-        c = self.n_out
-        columns = np.repeat(improved, c)
-        self.best_obj = np.where(improved, objective, self.best_obj)
+        improved = ~np.isfinite(self.lowest) | (objective < self.lowest * (1 - self.hp["early_stopping_tolerance"]))
+        self.lowest = np.minimum(self.lowest, objective)
+        # Each model keeps its latest parameters unless an earlier epoch was better by more than one standard error:
+        # a few dozen validation records cannot tell epochs apart, and the later parameters are the better trained.
+        keep = objective <= self.lowest + errors
+        columns = np.repeat(keep, self.n_out)
+        self.best_obj = np.where(keep, objective, self.best_obj)
         self.best_W[:, columns] = self.params.W[:, columns]
         self.best_b[columns] = self.params.b[columns]
         self.bad = np.where(improved, 0, self.bad + 1)
         name = OBJECTIVE_NAMES.get(self.loss, f"{self.loss}_objective")
         self.ctx.emit(f"#quality_metric: host={self.ctx.host}, epoch={epoch}, {source} {name} <loss>={float(np.min(objective)):.6g}")
-        return bool((self.bad >= self.hp["early_stopping_patience"]).all())
+        # Only models that could be kept (within one standard error of the best, see _select) keep training going.
+        best = int(np.argmin(objective))
+        contenders = objective <= objective[best] + max(errors[best], errors[0])
+        return bool((self.bad[contenders] >= self.hp["early_stopping_patience"]).all())
 
     def finish(self, validate) -> LinearModel:
         if self.params is None:
@@ -546,33 +601,48 @@ class LinearLearnerAlgorithm(Algorithm):
         )
 
     def _select(self, validate) -> tuple[int, str]:
-        """The model to keep: by the selection criterion on validation data (binary classifiers), else by the
-        objective; ties go to the model nearest the given settings (lower index)."""
+        """The model to keep, judged on validation data by the selection criterion (binary classifiers) or the
+        objective, with each model's best parameters; by the one-standard-error rule (``one_standard_error``)."""
         criterion = self.hp["binary_classifier_model_selection_criteria"]
         if len(self.grid) == 1:
             return 0, "the only model"
+        best = Params(self.best_W, self.best_b, *(None,) * 4)
         if self.hp["predictor_type"] == "binary_classifier" and criterion != "loss_function":
-            accs = validate("scores", (self.scaling, Params(self.best_W, self.best_b, *(None,) * 4)))
+            accs = validate("scores", (self.scaling, best))
             if accs is not None and accs[0].count:
                 targets = {"target_recall": self.hp["target_recall"], "target_precision": self.hp["target_precision"]}
                 scores = [criterion_score(acc, criterion, targets, self.hp["f_beta"]) for acc in accs]
-                best = max(range(len(scores)), key=lambda m: (scores[m], -m))
-                return best, f"{criterion} on validation data ({scores[best][-1]:.4f}; worst model {min(scores)[-1]:.4f})"
-        best = int(np.argmin(self.best_obj))
-        return best, f"the objective on {self.judged_on} data ({self.best_obj[best]:.4g}; worst model {np.max(self.best_obj):.4g})"
+                reached = max(s[0] for s in scores) if len(scores[0]) > 1 else None  # models that reach a target come first
+                values = np.array([s[-1] if reached is None or s[0] == reached else -np.inf for s in scores])
+                errors = np.sqrt(np.clip(values * (1 - values), 0, None) / accs[0].count)
+                chosen, error = one_standard_error(values, errors, larger_is_better=True)
+                top = int(np.argmax(values))
+                return chosen, (f"{criterion} on validation data: {values[chosen]:.4f}, within one standard error ({error:.4f}) "
+                                f"of the best model's {values[top]:.4f}; worst model {np.min(values[np.isfinite(values)]):.4f}")
+        losses = validate("objective", (self.scaling, best))
+        if losses is not None and losses.n:
+            values, errors, where = losses.total / losses.n, losses.standard_errors(), "validation"
+        else:
+            values, errors, where = self.best_obj, np.zeros_like(self.best_obj), "training"
+        chosen, error = one_standard_error(values, errors, larger_is_better=False)
+        top = int(np.argmin(values))
+        return chosen, (f"the objective on {where} data: {values[chosen]:.4g}, within one standard error ({error:.2g}) of the "
+                        f"best model's {values[top]:.4g}; worst model {np.max(values):.4g}")
 
     # --- checkpoints
     def state(self):
         s, p = self.scaling, self.params
         arrays = {**{k: getattr(p, k) for k in Params.ARRAYS}, "mean": s.mean, "scale": s.scale, "class_weights": s.class_weights,
-                  "best_obj": self.best_obj, "best_W": self.best_W, "best_b": self.best_b, "bad": self.bad}
-        return arrays, {"t": p.t, "label_mean": s.label_mean, "label_scale": s.label_scale}
+                  "best_obj": self.best_obj, "best_W": self.best_W, "best_b": self.best_b, "lowest": self.lowest, "bad": self.bad}
+        return arrays, {"t": p.t, "label_mean": s.label_mean, "label_scale": s.label_scale, "update_batch": self.update_batch}
 
     def load_state(self, arrays, meta):
         self.scaling = Scaling(arrays["mean"], arrays["scale"], meta["label_mean"], meta["label_scale"], arrays["class_weights"],
                                self.normalize_label)
         self.params = Params(*(arrays[k] for k in Params.ARRAYS), meta["t"])
-        self.best_obj, self.best_W, self.best_b, self.bad = arrays["best_obj"], arrays["best_W"], arrays["best_b"], arrays["bad"]
+        self.best_obj, self.best_W, self.best_b = arrays["best_obj"], arrays["best_W"], arrays["best_b"]
+        self.lowest, self.bad = arrays["lowest"], arrays["bad"]
+        self.update_batch = meta["update_batch"]
         self.grid = make_grid(self.hp, len(self.best_obj))
 
     # --- the leader's set-up from the first num_point_for_scaler records
@@ -614,7 +684,12 @@ class LinearLearnerAlgorithm(Algorithm):
         b = np.full(width, self.hp["init_bias"] if self.hp["use_bias"] else 0.0)
         self.params = Params(W, b, np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b))
         self.best_obj, self.best_W, self.best_b = np.full(models, np.inf), W.copy(), b.copy()
-        self.bad = np.zeros(models, np.int64)
+        self.lowest, self.bad = np.full(models, np.inf), np.zeros(models, np.int64)
+        if self.update_batch is None:
+            self.update_batch = min(AUTO_BATCH, max(1, math.ceil(stats.n / MIN_UPDATES))) if stats.complete else AUTO_BATCH
+            if stats.complete and self.update_batch < AUTO_BATCH:
+                log.info("mini_batch_size=auto -> %d: the training data holds %d records, so an epoch makes %d updates",
+                         self.update_batch, stats.n, math.ceil(stats.n / self.update_batch))
         log.info("linear-learner: %d model%s in parallel (%s)", models, "s" * (models > 1),
                  "; ".join(f"{opt}: {sl.stop - sl.start}" for opt, sl in self.grid.groups()))
 
@@ -649,26 +724,48 @@ class LinearLearnerAlgorithm(Algorithm):
         S = np.asarray(scaling.features(X) @ W) + b
         return S.reshape(len(S), -1, self.n_out)
 
-    def _train(self, scaling: Scaling, shared: Params, batches) -> Progress | None:
+    def _train(self, phase: str, scaling: Scaling, shared: Params, update_batch: int, with_loss: bool, steps: int | None,
+               batches) -> Progress | None:
+        """Updates from the leader's parameters: every update of the round's records (``train``), or the next
+        ``steps`` of the updates the scaler's round holds (``warm``; all of them when ``steps`` is None)."""
+        size = math.ceil(update_batch / self.count)  # this partition's part of an update
+        if phase == "train":
+            pieces = self._pieces(batches, size)  # streamed: a round may be the whole pass
+        else:
+            if self.pieces is None:  # the scaler's round: about num_point_for_scaler records, held for its updates
+                self.pieces, self.cursor = list(self._pieces(batches, size)), 0
+            start = self.cursor
+            self.cursor = len(self.pieces) if steps is None else min(start + steps, len(self.pieces))
+            pieces = self.pieces[start : self.cursor]
         p = shared.copy()
         cols = self._columns(p)
         records, loss, weight = 0, 0.0, 0.0
-        for batch in batches:
-            y = require_labels(batch, "train")
-            self._check_labels(y)
-            batch_loss, batch_weight = self._step(p, scaling, cols, batch.X, y)
-            records += len(y)
-            loss, weight = loss + batch_loss, weight + batch_weight
+        for X, y in pieces:
+            piece_loss, piece_weight = self._step(p, scaling, cols, X, y, with_loss)
+            loss, weight, records = loss + piece_loss, weight + piece_weight, records + len(y)
         if records == 0:
             return None
-        return Progress(records, {k: getattr(p, k) * records for k in Params.ARRAYS}, p.t, loss, weight)
+        left = len(self.pieces) - self.cursor if phase == "warm" else 0
+        return Progress(records, {k: getattr(p, k) * records for k in Params.ARRAYS}, p.t, loss, weight, left)
 
-    def _step(self, p: Params, scaling: Scaling, cols: dict, X, y) -> tuple[np.ndarray, float]:
-        """One mini-batch step of every model; returns the models' weighted loss sums and the weight."""
+    def _pieces(self, batches, size: int):
+        """(features, labels) of each update: the batches cut into ``size`` records."""
+        for batch in batches:
+            y = self._labels(batch)
+            for lo in range(0, len(y), size):
+                yield batch.X[lo : lo + size], y[lo : lo + size]
+
+    def _labels(self, block: Block) -> np.ndarray:
+        y = require_labels(block, "train")
+        self._check_labels(y)
+        return y
+
+    def _step(self, p: Params, scaling: Scaling, cols: dict, X, y, with_loss: bool) -> tuple[np.ndarray | float, float]:
+        """One mini-batch step of every model; returns the models' weighted loss sums (0 when not asked for) and the weight."""
         Xn = scaling.features(X)
         S = np.asarray(Xn @ p.W) + p.b
         n = len(y)
-        value, G = loss_and_gradient(self.loss, S.reshape(n, -1, self.n_out), scaling.target(y), self.hp)
+        value, G = loss_and_gradient(self.loss, S.reshape(n, -1, self.n_out), scaling.target(y), self.hp, with_loss)
         w = scaling.class_weights[y.astype(np.int64)] if self.hp["predictor_type"] != "regressor" else np.ones(n)
         total = w.sum()
         G = G.reshape(n, -1) * (w / total)[:, None]
@@ -696,15 +793,15 @@ class LinearLearnerAlgorithm(Algorithm):
                     m *= self.momentum
                     m -= rate * g
                     param += m
-        return w @ value, float(total)
+        return (w @ value if value is not None else 0.0), float(total)
 
     def _objective(self, scaling: Scaling, params: Params, batches) -> Losses | None:
-        total, n = 0.0, 0
+        total, squares, n = 0.0, 0.0, 0
         for batch in batches:
             y = require_labels(batch, "validation")
             value, _ = loss_and_gradient(self.loss, self._scores(scaling, params.W, params.b, batch.X), scaling.target(y), self.hp)
-            total, n = total + value.sum(axis=0), n + len(y)
-        return Losses(np.asarray(total), n) if n else None
+            total, squares, n = total + value.sum(axis=0), squares + (value * value).sum(axis=0), n + len(y)
+        return Losses(np.asarray(total), np.asarray(squares), n) if n else None
 
     def _score_histograms(self, scaling: Scaling, params: Params, batches) -> list | None:
         accs = None

@@ -254,6 +254,14 @@ class DecisionTreeAlgorithm(_TreeAlgorithm):
         super().__init__(hp, ctx, count, index)
         self.block: Block | None = None  # partition side: its training part; leader: all of them
 
+    @classmethod
+    def uses_validation(cls, hp: dict, labels=None) -> bool:
+        """A tree grown until its leaves are pure predicts probabilities 0 or 1: there is no threshold to choose, so
+        no records are held out for one. Limits that leave impure leaves make the threshold matter again."""
+        pure = (hp["max_depth"] == "none" and hp["max_leaf_nodes"] == "none" and hp["min_samples_leaf"] == 1
+                and hp["min_samples_split"] == 2 and hp["min_impurity_decrease"] == 0)
+        return not pure and super().uses_validation(hp, labels)
+
     def estimator(self, n_trees, seed):
         from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -296,10 +304,12 @@ class DecisionTreeAlgorithm(_TreeAlgorithm):
 
 
 class RandomForestAlgorithm(_TreeAlgorithm):
-    """Each partition grows its share of ``n_estimators`` on its own records (seeded per partition), and the
-    forests join into one."""
+    """Each partition grows its share of ``n_estimators`` on every training record it holds (seeded per partition),
+    and the forests join into one: with FullyReplicated data, trees like the single host's; with ShardedByS3Key,
+    each host's trees see its own files."""
 
     name = "random-forest"
+    deals_training = False
     params = [
         Param("n_estimators", Integer(1, 10000), 100, "number of trees"),
         Param("bootstrap", Boolean(), True),

@@ -70,6 +70,8 @@ class Executor:
             return False
         while (phase := algo.update(phase, merged)) is not None:
             merged = self._reduce(algo, phase, self.call("step", phase, algo.broadcast(phase), 0))
+            if merged is None:  # no partition had anything for this phase
+                break
         return True
 
     @staticmethod
@@ -101,7 +103,7 @@ class Executor:
             raise DataError(f"channel '{self.local.plan.source.name}' has no records (epoch {epoch})")
         if len(reports) == 1:
             r = reports[0]
-            log.info("epoch %d/%d: %d records, %.1f MB in %.2f s", epoch + 1, epochs, r.records, r.nbytes / 1e6, r.seconds)
+            log.info("epoch %d/%d: %d records, %s in %.2f s", epoch + 1, epochs, r.records, r.source, r.seconds)
         else:
             log.info("epoch %d/%d: %s", epoch + 1, epochs, "; ".join(r.describe() for r in reports))
         for r in reports:

@@ -6,6 +6,9 @@ pass, the records held out of it (validation and test roles) and a sample of the
 role are kept in memory, within a budget (``TRAIN_EVAL_BUFFER_MB``); past it, each keeps a
 uniform sample (``stats.samples``), and the report says how many records were scored.
 The 'validation' channel is read once into that memory; the 'test' channel is streamed once.
+In File mode, where every pass reads the same files, the first pass's training records are
+also kept (up to ``TRAIN_CACHE_MB``) and later epochs read them from memory instead of
+decoding the files again. Pipe mode opens a FIFO per epoch, as SageMaker may reshuffle it.
 """
 
 from __future__ import annotations
@@ -25,15 +28,20 @@ from ..evaluation.evaluate import EVAL_BATCH, Scores, evaluate
 from ..evaluation.plan import Plan, make_plan
 from ..paths import Paths
 from ..stats.metrics import CHANNELS
-from ..stats.samples import HashSample, from_split_hashes
+from ..stats.samples import HashSample, from_split_hashes, nbytes
 from ..stats.split import ROLE_NAMES, TRAIN
 
 DEFAULT_BUDGET_MB = 256
+DEFAULT_CACHE_MB = 1024
 SHARES = {"test": 0.5, "validation": 0.25, "train": 0.25}  # of the budget, per role
 
 
 def budget_bytes() -> int:
     return int(float(os.environ.get("TRAIN_EVAL_BUFFER_MB", DEFAULT_BUDGET_MB)) * 1e6)
+
+
+def cache_bytes() -> int:
+    return int(float(os.environ.get("TRAIN_CACHE_MB", DEFAULT_CACHE_MB)) * 1e6)
 
 
 @dataclass
@@ -45,11 +53,15 @@ class PassReport:
     nbytes: int
     seconds: float
     busy: float  # of which working (the rest: waiting for the leader and the network)
+    from_memory: bool = False  # File mode: the first pass's records, kept
+
+    @property
+    def source(self) -> str:
+        return "from memory" if self.from_memory else f"{self.nbytes / 1e6:.1f} MB"
 
     def describe(self) -> str:
         rate = self.records / self.seconds if self.seconds > 0 else float("inf")
-        return (f"{self.host} {self.records} records, {self.nbytes / 1e6:.1f} MB in {self.seconds:.2f} s ({rate:,.0f} records/s; "
-                f"busy {self.busy:.2f} s)")
+        return f"{self.host} {self.records} records, {self.source} in {self.seconds:.2f} s ({rate:,.0f} records/s; busy {self.busy:.2f} s)"
 
 
 class Partition:
@@ -57,6 +69,7 @@ class Partition:
                  host: str = "algo-1", budget: int | None = None):
         algo_cls = ALGORITHMS[algorithm]
         self.algo = algo_cls(hp, count=count, index=index)
+        self.deals_training = algo_cls.deals_training
         self.plan, self.channels = plan, channels
         self.index, self.count, self.host = index, count, host
         budget = budget_bytes() if budget is None else budget
@@ -64,11 +77,13 @@ class Partition:
         self.kept = {role: HashSample(hp["seed"], capacity=limits[role] and math.ceil(limits[role] / count),
                                       budget=int(budget * share)) for role, share in SHARES.items()}
         self.filled = False  # the first pass has kept its held-out records and training sample
+        self.cache: list[Block] | None = None  # File mode: the training records of the first pass, when they fit
+        self.caching = plan.source.spec is not None and plan.source.spec.mode == "File" and cache_bytes() > 0
         self.validation_read = plan.validation is None
         self.batches: Iterator[Block] = iter(())
         self.round: list | Iterator = []
         self.busy = 0.0
-        self.pass_started, self.pass_records, self.pass_busy = time.monotonic(), 0, 0.0
+        self.pass_started, self.pass_records, self.pass_busy, self.pass_from_memory = time.monotonic(), 0, 0.0, False
 
     @classmethod
     def from_job(cls, algorithm: str, hp: dict, index: int = 0, count: int = 1, host: str = "algo-1") -> "Partition":
@@ -95,23 +110,39 @@ class Partition:
     def start_epoch(self, batch_size: int) -> None:
         self.batches = rebatch(self._train_blocks(), math.ceil(batch_size / self.count))
         self.pass_started, self.pass_records, self.pass_busy = time.monotonic(), 0, self.busy
+        self.pass_from_memory = self.cache is not None
 
     def _train_blocks(self) -> Iterator[Block]:
         """This partition's training records of one pass; the first pass also keeps the records for evaluation."""
+        if self.cache is not None:
+            for block in self.cache:
+                self.pass_records += len(block)
+                yield block
+            return
+        cache, cached = ([] if self.caching else None), 0
         dealer = Dealer(self.index, self.count, self.plan.source.spec.distribution)
         keep = not self.filled
         for role, block, h in self.plan.role_blocks() if keep else self.plan.role_blocks((TRAIN,)):
             mine = dealer.mask(len(block), role)
-            if mine is not None:
-                if not mine.any():
-                    continue
-                block, h = block.take(mine), None if h is None else h[mine]
-            if keep:
-                self.kept[ROLE_NAMES[role]].add(block, None if h is None else from_split_hashes(h))
+            dealt = block if mine is None else block.take(mine)  # this host's share: what it evaluates
+            if keep and len(dealt):
+                self.kept[ROLE_NAMES[role]].add(dealt, None if h is None else from_split_hashes(h if mine is None else h[mine]))
             if role == TRAIN:
+                if self.deals_training:
+                    block = dealt
+                if not len(block):
+                    continue
                 self.pass_records += len(block)
+                if cache is not None:
+                    cached += nbytes(block)
+                    if cached <= cache_bytes():
+                        cache.append(block)
+                    else:  # too big to keep: later epochs read the files again
+                        cache, self.caching = None, False
                 yield block
         self.filled = True
+        if cache is not None:
+            self.cache, self.caching = cache, False
 
     def step(self, phase: str, shared, take: int | None):
         """The algorithm's partial for this round: ``take`` new local mini-batches (None: the rest of the pass;
@@ -132,7 +163,7 @@ class Partition:
         """Read what is left of the pass (so every record is kept or counted), then report it."""
         self._timed(lambda: [None for _ in self.batches])
         return PassReport(self.host, self.pass_records, self.plan.source.bytes_last_pass, time.monotonic() - self.pass_started,
-                          self.busy - self.pass_busy)
+                          self.busy - self.pass_busy, self.pass_from_memory)
 
     def _ensure_filled(self) -> None:
         """A job resumed after its last epoch made no pass: make one, for the records evaluation needs."""

@@ -48,7 +48,10 @@ def choose_threshold(acc: M.BinaryAccumulator, criterion: str, targets: dict, be
             note = f"target precision {target} is not reachable on validation data; best achievable precision {precision.max():.4f}"
             if warn:
                 log.warning("recall_at_target_precision: %s", note)
-    i = _middle_of_best(value)
+    if criterion in ("accuracy", "f_beta"):
+        i, error = _nearest_half_within_one_error(value, c["thresholds"], acc.count)
+    else:
+        i, error = _middle_of_best(value), None
     info = {
         "criterion": criterion,
         "threshold": float(c["thresholds"][i]),
@@ -57,6 +60,8 @@ def choose_threshold(acc: M.BinaryAccumulator, criterion: str, targets: dict, be
         "validation_accuracy": float(accuracy[i]),
         "validation_f_beta": float(m["f_beta"][i]),
     }
+    if error is not None:
+        info["standard_error"] = error
     if criterion in ("precision_at_target_recall", "recall_at_target_precision"):
         key = criterion.split("_at_")[1]
         info[key] = targets[key]
@@ -77,6 +82,16 @@ def criterion_score(acc: M.BinaryAccumulator, criterion: str, targets: dict, bet
     if criterion == "precision_at_target_recall":
         return (float(info["target_reached"]), info["validation_precision"])
     return (float(info["target_reached"]), info["validation_recall"] if info["target_reached"] else info["validation_precision"])
+
+
+def _nearest_half_within_one_error(value: np.ndarray, thresholds: np.ndarray, n: int) -> tuple[int, float]:
+    """The threshold nearest 0.5 (a calibrated model's own) among those whose figure is within one standard error
+    of the best: a few hundred validation records cannot tell closer thresholds apart, and the best of them
+    by chance would fit their noise. Returns the index and the error."""
+    best = float(value.max())
+    error = float(np.sqrt(max(best * (1 - best), 0.0) / max(n, 1)))
+    candidates = np.flatnonzero(value >= best - error)
+    return int(candidates[np.argmin(np.abs(thresholds[candidates] - 0.5))]), error
 
 
 def _middle_of_best(value: np.ndarray) -> int:
@@ -103,7 +118,7 @@ class BinaryThreshold:
         acc = getattr(evaluators.get("validation"), "acc", None)
         if acc is None or not acc.count:
             self.selection = {"criterion": self.criterion, "threshold": self.threshold, "note": "no validation data: threshold left at 0.5"}
-            log.warning("no validation data: the decision threshold stays at %.2f", self.threshold)
+            log.info("no validation records: the decision threshold stays at %.2f", self.threshold)
             return
         self.threshold, self.selection = choose_threshold(acc, self.criterion, self.targets, self.beta)
         log.info("decision threshold %.4f chosen on validation data by %s%s", self.threshold, self.criterion,
