@@ -7,7 +7,6 @@ artifacts and metric lines. Any failure becomes one line in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,6 @@ from pathlib import Path
 from .. import __version__
 from ..algorithms import ALGORITHMS
 from ..algorithms.base import Context
-from ..data.channels import Channel
 from ..data.inputs import read_inputs
 from ..distributed.cluster import ClusterSpec, follow
 from ..engine.checkpoints import Checkpoints
@@ -65,13 +63,6 @@ def choose_algorithm(raw: dict) -> str:
     if chosen not in ALGORITHMS:
         raise ConfigError(f"unknown algorithm '{chosen}'; known: {', '.join(ALGORITHMS)}")
     return chosen
-
-
-def _fingerprint(algorithm: str, hp: dict, channels: dict[str, Channel]) -> str:
-    stable = {k: v for k, v in hp.items() if k != "epochs"}
-    content = {n: str(c.spec.content_type) for n, c in channels.items()}
-    blob = json.dumps([algorithm, stable, content], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _checkpoint_folder(paths: Paths) -> Path | None:
@@ -125,7 +116,7 @@ def train(paths: Paths) -> None:
         checkpoints = None
         if folder and algo_cls.checkpoints:
             if spec is None:
-                checkpoints = Checkpoints(folder, _fingerprint(algorithm, hp, channels))
+                checkpoints = Checkpoints.for_job(folder, algorithm, hp, channels)
             else:
                 log.info("checkpoints are not used by multi-host jobs: a restarted job trains from the start")
 
