@@ -191,7 +191,7 @@ GOOD = (b"5.1,3.5,1.4,0.2\n", "text/csv")
      "key 9 is not an index in [0, 4)"),
     (b'{"features": [1, 2, 3, 4]}\nnot json', "application/jsonlines", None, 400, "line 2 of the JSON Lines body is not valid JSON"),
     (recordio.encode(b"x" * 40)[:20], "application/x-recordio-protobuf", None, 400, "truncated RecordIO record at byte 0"),
-    (b"\x00\x01garbage and more bytes", "application/x-recordio-protobuf", None, 400, "corrupt RecordIO: bad magic"),
+    (b"\x00\x01garbage and more bytes", "application/x-recordio-protobuf", None, 400, "corrupt RecordIO: no record starts at byte 0"),
     (b"not an npy file", "application/x-npy", None, 400, "the body is not a .npy array"),
 ])
 def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(kmeans_server, body, content_type, accept, status, says):
@@ -399,3 +399,13 @@ def test_two_servers_side_by_side_and_a_dead_nginx_stops_serve(trained):
     finally:
         a.stop()
         b.stop()
+
+
+def test_an_unsupported_default_accept_stops_serve_with_one_line(trained):
+    job, _ = trained("kmeans")
+    server = ServeProcess(job.root, {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/html\x1b[2J"}).start(wait=False)
+    assert server.proc.wait(30) == 2
+    out = server.output()
+    server.log.close()
+    assert "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='text/html\\x1b[2J' is not a type this server answers in" in out, out
+    assert "Traceback" not in out and "\x1b" not in out

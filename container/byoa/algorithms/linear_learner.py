@@ -268,6 +268,19 @@ def one_standard_error(values: np.ndarray, errors: np.ndarray, larger_is_better:
     return int(np.flatnonzero(sign * values >= sign * values[best] - error)[0]), error
 
 
+def check_labels(kind: str, n_out: int, y: np.ndarray, channel: str) -> None:
+    """Labels the predictor type can learn or be scored on: 0 or 1, class indices, or any number."""
+    if kind == "binary_classifier":
+        bad = y[(y != 0) & (y != 1)]
+        if len(bad):
+            raise DataError(f"channel '{channel}': predictor_type=binary_classifier needs labels 0 or 1; found {bad[0]:g}")
+    elif kind == "multiclass_classifier":
+        bad = y[(y != np.round(y)) | (y < 0) | (y >= n_out)]
+        if len(bad):
+            raise DataError(f"channel '{channel}': predictor_type=multiclass_classifier with num_classes={n_out} needs labels "
+                            f"0..{n_out - 1}; found {bad[0]:g}")
+
+
 class LinearModel(BinaryThreshold, Model):
     name = "linear-learner"
 
@@ -368,6 +381,7 @@ class _LinearEvaluator(Evaluator):
 
     def add(self, block: Block) -> None:
         y = require_labels(block, self.channel)
+        check_labels(self.model.predictor_type, self.model.W.shape[1], y, self.channel)
         out = self.model.predict(block.X)
         self.acc.add(y, out["score"])
 
@@ -647,15 +661,7 @@ class LinearLearnerAlgorithm(Algorithm):
 
     # --- the leader's set-up from the first num_point_for_scaler records
     def _check_labels(self, y: np.ndarray) -> None:
-        kind = self.hp["predictor_type"]
-        if kind == "binary_classifier":
-            bad = y[(y != 0) & (y != 1)]
-            if len(bad):
-                raise DataError(f"predictor_type=binary_classifier needs labels 0 or 1; found {bad[0]:g}")
-        elif kind == "multiclass_classifier":
-            bad = y[(y != np.round(y)) | (y < 0) | (y >= self.n_out)]
-            if len(bad):
-                raise DataError(f"predictor_type=multiclass_classifier with num_classes={self.n_out} needs labels 0..{self.n_out - 1}; found {bad[0]:g}")
+        check_labels(self.hp["predictor_type"], self.n_out, y, "train")
 
     def _setup(self, stats: ScalerStats) -> None:
         d = len(stats.sum_x)

@@ -229,6 +229,9 @@ class _TreeAlgorithm(Algorithm):
     def grow(self, block: Block, n_trees: int, seed: int) -> tuple[dict, dict]:
         """Trees fitted on ``block`` (scikit-learn), as the artifacts of a TreeEnsembleModel."""
         y = require_labels(block, "train")
+        if self.hp["predictor_type"] == "classifier" and (bad := y[y != np.round(y)]).size:
+            raise DataError(f"channel 'train': predictor_type=classifier needs whole-number class labels; found {bad[0]:g} "
+                            "(for a numeric target, use predictor_type=regressor)")
         log.info("%s: fitting %d tree%s on %d records x %d features in memory", self.name, n_trees, "s" * (n_trees > 1),
                  len(block), block.n_features)
         est = self.estimator(n_trees, seed)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, shown
 from . import media, recordio
 from .blocks import Block, first_non_finite, gather
 from .csv_codec import CsvDecoder
@@ -97,7 +97,7 @@ class Channel:
 
     def __post_init__(self):
         if self.spec.mode == "File":
-            self.files = channel_files(self.data_dir / self.spec.name)
+            self.files = channel_files(self.data_dir / self.spec.name, self.data_dir)
 
     @property
     def name(self) -> str:
@@ -111,7 +111,7 @@ class Channel:
             else f"FIFOs {self.data_dir / self.spec.name}_<epoch>"
         )
         wrapper = ", record wrapper=RecordIO (one record per S3 object)" if self.spec.record_wrapper == "RecordIO" else ""
-        return f"{self.name}: mode={self.spec.mode}, content type={ct}, distribution={self.spec.distribution}{wrapper}, {where}"
+        return f"{shown(self.name)}: mode={self.spec.mode}, content type={ct}, distribution={shown(self.spec.distribution)}{wrapper}, {where}"
 
     def _default_note(self) -> str:
         if self.spec.mode == "Pipe":
@@ -129,9 +129,9 @@ class Channel:
         """(where, media type, byte chunks) per source; with a RecordIO wrapper, per wrapped S3 object."""
         if self.spec.mode == "Pipe":
             fifo = self.data_dir / f"{self.name}_{epoch}"
-            streams = [(f"FIFO {fifo}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout))]
+            streams = [(f"FIFO {shown(fifo)}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout))]
         else:
-            streams = ((str(path), self._media_for(path), file_chunks(path)) for path in self.files)
+            streams = ((shown(path), self._media_for(path), file_chunks(path)) for path in self.files)
         for where, kind, chunks in streams:
             if self.spec.record_wrapper != "RecordIO":
                 yield where, kind, chunks

@@ -24,6 +24,7 @@ from ..errors import DataError
 from . import recordio
 from .blocks import Block
 from .byoa_record_pb2 import Record
+from .limits import record_bytes
 
 # Wire tags of the schema (field number << 3 | wire type 2).
 TAG_FEATURES, TAG_LABEL = 0x0A, 0x12
@@ -86,7 +87,7 @@ def _encode_uniform(X, y) -> bytes:
     if n == 0:
         return b""
     first = b"".join(recordio.encode(r.SerializeToString()) for r in _records(X[:1], None if y is None else y[:1]))
-    layout = _probe(first, 0)
+    layout = _probe(first, 0, recordio.LENGTH_MASK)
     out = np.tile(np.frombuffer(first, np.uint8), n).reshape(n, len(first))
     X = np.ascontiguousarray(X, dtype=X.dtype.newbyteorder("<"))
     out[:, layout.feat_off : layout.feat_off + layout.feat_len] = X.view(np.uint8).reshape(n, -1)
@@ -123,12 +124,12 @@ def _varint(buf, pos: int, end: int) -> tuple[int, int]:
     raise ValueError("bad varint")
 
 
-def _probe(buf, pos: int) -> Optional[_Layout]:
+def _probe(buf, pos: int, max_length: int) -> Optional[_Layout]:
     """The layout of the whole record at ``pos`` if it is a plain dense one, else None.
 
     Raises recordio.Incomplete if the buffer ends inside the record.
     """
-    frame = recordio.whole_record_at(buf, pos)
+    frame = recordio.whole_record_at(buf, pos, max_length)
     if frame is None:
         return None
     length, stride = frame
@@ -333,7 +334,7 @@ def parse_record(payload: bytes):
     except DecodeError as exc:
         raise ValueError(f"is not a valid protobuf Record ({exc})") from None
     if "values" not in record.features:
-        raise ValueError(f"has no features['values'] (feature keys: {sorted(record.features) or 'none'})")
+        raise ValueError("has no features['values']")
     tensor = _tensor_of(record.features["values"], "features['values']")
     values = np.asarray(tensor.values, dtype=np.float32)
     label = np.nan
@@ -366,7 +367,7 @@ class RecordIOProtobufDecoder:
 
     def __init__(self, where: str):
         self.where = where
-        self.framer = recordio.Framer(where)
+        self.framer = recordio.Framer(where, record_bytes())
         self._tail = b""
         self._offset = 0  # absolute offset of _tail[0]
         self.records = 0
@@ -394,7 +395,7 @@ class RecordIOProtobufDecoder:
         while pos < len(buf):
             if not self.framer.in_multipart:
                 try:
-                    layout = _probe(buf, pos)
+                    layout = _probe(buf, pos, self.framer.max_length)
                 except recordio.Incomplete:
                     break
                 n = _count_uniform(arr, pos, layout) if layout is not None else 0

@@ -25,7 +25,7 @@ from ..distributed.cluster import ClusterSpec, follow
 from ..engine.checkpoints import Checkpoints
 from ..engine.executor import job_executor
 from ..engine.kfold import cross_validate
-from ..errors import ConfigError, TrainingStopped, UserError
+from ..errors import ConfigError, TrainingStopped, UserError, shown
 from ..evaluation import plots
 from ..evaluation import report as evaluation_report
 from ..hyperparameters import decode, parse
@@ -56,12 +56,14 @@ def phase(name: str, timings: dict):
 
 def choose_algorithm(raw: dict) -> str:
     chosen = decode(raw.pop("algorithm", "")) or os.environ.get("SAGEMAKER_ALGORITHM", "")
+    if not isinstance(chosen, str):
+        raise ConfigError(f"the 'algorithm' hyperparameter must be one name; got a {type(chosen).__name__}: {shown(chosen)}")
     if not chosen:
         raise ConfigError(
             f"no algorithm chosen: set the 'algorithm' hyperparameter or SAGEMAKER_ALGORITHM; one of: {', '.join(ALGORITHMS)}"
         )
     if chosen not in ALGORITHMS:
-        raise ConfigError(f"unknown algorithm '{chosen}'; known: {', '.join(ALGORITHMS)}")
+        raise ConfigError(f"unknown algorithm '{shown(chosen)}'; known: {', '.join(ALGORITHMS)}")
     return chosen
 
 
@@ -123,9 +125,9 @@ def train(paths: Paths) -> None:
         log.info("byoa %s: training %s on host %s", __version__, algorithm, host)
         log.info("hyperparameters: %s", json.dumps(hp, default=str, sort_keys=True))
         for name, value in sorted(parsed.ignored.items()):
-            log.info("hyperparameter %s=%s is accepted but has no effect in this image", name, value)
+            log.info("hyperparameter %s=%s is accepted but has no effect in this image", name, shown(value))
         for name, value in sorted(parsed.platform.items()):
-            log.info("platform hyperparameter %s=%s noted", name, value)
+            log.info("platform hyperparameter %s=%s noted", shown(name), shown(value))
         if unused:
             log.warning("channels %s are not used by %s", unused, algorithm)
         if checkpoints:
