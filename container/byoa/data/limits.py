@@ -26,3 +26,4 @@ def gzip_ratio() -> float:
 
 
 GZIP_FLOOR = 8_000_000  # expansion is judged once this many bytes are out (one read)
+MAX_FEATURES = 2**31 - 1  # columns a record may claim (a sparse shape): 32-bit column indices, as scipy and scikit-learn use
