@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import signal
 import threading
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -14,20 +17,9 @@ import scipy.sparse as sp
 
 from byoa.data.byoa_record_pb2 import Record
 from byoa.data import recordio
-from conftest import CSV, CSV_NO_LABEL, Job, csv_bytes, encode_rows, separable
+from conftest import CONTAINER, CSV, CSV_NO_LABEL, MODELS, Job, csv_bytes, encode_rows, separable
 from serve_helpers import ServeProcess
 
-MODELS = {
-    "kmeans": ("iris", {"algorithm": "kmeans", "k": 3, "feature_dim": 4}),
-    "knn": ("iris", {"algorithm": "knn", "k": 5, "feature_dim": 4, "predictor_type": "classifier", "sample_size": 120}),
-    "ll-binary": ("cancer", {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "epochs": 3}),
-    "ll-multiclass": ("iris", {"algorithm": "linear-learner", "predictor_type": "multiclass_classifier", "num_classes": 3,
-                               "mini_batch_size": 16, "epochs": 5}),
-    "ll-regressor": ("iris", {"algorithm": "linear-learner", "predictor_type": "regressor", "mini_batch_size": 16}),
-    "pca": ("iris", {"algorithm": "pca", "num_components": 2, "feature_dim": 4, "mini_batch_size": 50}),
-    "decision-tree": ("iris", {"algorithm": "decision-tree", "max_depth": 4}),
-    "random-forest": ("cancer", {"algorithm": "random-forest", "n_estimators": 10}),
-}
 EXPECTED_OUTPUTS = {
     "kmeans": ["closest_cluster", "distance_to_cluster"],
     "knn": ["predicted_label"],
@@ -38,33 +30,6 @@ EXPECTED_OUTPUTS = {
     "decision-tree": ["score", "predicted_label"],
     "random-forest": ["score", "predicted_label"],
 }
-
-
-def data_of(name, iris, cancer):
-    if name == "iris":
-        return iris
-    X_train, _, y_train, _ = cancer
-    return X_train, y_train
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, iris, cancer):
-    """One trained model per case, shared by every serving test."""
-    out = {}
-
-    def get(case: str):
-        if case not in out:
-            data, hp = MODELS[case]
-            X, y = data_of(data, iris, cancer)
-            job = Job(tmp_path_factory.mktemp(case) / "opt_ml")
-            supervised = hp["algorithm"] not in ("kmeans", "pca")
-            job.hyperparameters(hp).channel("train", csv_bytes(X, y if supervised else None), CSV if supervised else CSV_NO_LABEL)
-            result = job.run()
-            assert result.rc == 0, result.log
-            out[case] = (job, X)
-        return out[case]
-
-    return get
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -192,7 +157,7 @@ GOOD = (b"5.1,3.5,1.4,0.2\n", "text/csv")
     (b'{"features": [1, 2, 3, 4]}\nnot json', "application/jsonlines", None, 400, "line 2 of the JSON Lines body is not valid JSON"),
     (recordio.encode(b"x" * 40)[:20], "application/x-recordio-protobuf", None, 400, "truncated RecordIO record at byte 0"),
     (b"\x00\x01garbage and more bytes", "application/x-recordio-protobuf", None, 400, "corrupt RecordIO: no record starts at byte 0"),
-    (b"not an npy file", "application/x-npy", None, 400, "the body is not a .npy array"),
+    (b"not an npy file", "application/x-npy", None, 400, "the body is not a .npy array this server reads"),
 ])
 def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(kmeans_server, body, content_type, accept, status, says):
     server, _ = kmeans_server
@@ -338,8 +303,6 @@ def test_ping_is_503_json_while_starting_then_200(trained):
 
 def tampered_copy(job, base, manifest_change=lambda m: None, arrays_change=lambda a: None):
     """A copy of a trained model under ``base`` with its manifest or arrays changed (the checksum follows the arrays)."""
-    import hashlib
-
     (base / "model").mkdir(parents=True)
     with np.load(job.root / "model" / "model.npz") as f:
         arrays = dict(f)
@@ -365,11 +328,90 @@ def test_unreadable_model_answers_500_json_and_the_server_stays_up(trained, tmp_
         assert server.stop() == 0
 
 
+def _tree_change(**change):
+    """An arrays_change for a tree model: ``name=(index, value)`` per node array."""
+
+    def apply(arrays):
+        for name, (index, value) in change.items():
+            arrays[name][index] = value
+
+    return apply
+
+
+def _replace_arrays(make):
+    """A tampered copy whose model.npz is then replaced by ``make(path)``, with the checksum of what is there."""
+
+    def tamper(job, base):
+        tampered_copy(job, base)
+        path = base / "model" / "model.npz"
+        path.unlink()
+        make(path)
+        if path.is_file() and not path.is_symlink():
+            manifest = json.loads((base / "model" / "manifest.json").read_text())
+            manifest["arrays_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            (base / "model" / "manifest.json").write_text(json.dumps(manifest))
+
+    return tamper
+
+
+def _compressed_bomb(path):
+    """256 MB of zeros deflated into a few hundred kB: a member that expands far beyond its stored size."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("centers.npy", "w", force_zip64=True) as member:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**26, 1)})
+        member.write(header.getvalue())
+        zeros = bytes(1 << 24)
+        for _ in range(16):
+            member.write(zeros)
+
+
+# what a crafted model does with a recomputed checksum -> what /ping says about it
+CRAFTED = {
+    "a tree child pointing at itself": ("decision-tree", lambda job, base: tampered_copy(job, base, arrays_change=_tree_change(left=(0, 0))), "not trees"),
+    "a feature index just out of range": ("decision-tree", lambda job, base: tampered_copy(job, base, arrays_change=_tree_change(feature=(0, 4))), "not trees"),
+    "a feature index far out of range": ("random-forest", lambda job, base: tampered_copy(job, base, arrays_change=_tree_change(feature=(0, 2**40))), "not trees"),
+    "model.npz a link to /dev/zero": ("kmeans", _replace_arrays(lambda p: p.symlink_to("/dev/zero")), "not a link"),
+    "model.npz a FIFO": ("kmeans", _replace_arrays(os.mkfifo), "not a regular file"),
+    "arrays named by an absolute path": ("kmeans", lambda job, base: tampered_copy(job, base, manifest_change=lambda m: m.update(arrays=str(job.root / "model" / "model.npz"))), "must name its arrays"),
+    "arrays named by a ../ path": ("kmeans", lambda job, base: tampered_copy(job, base, manifest_change=lambda m: m.update(arrays="../model/model.npz")), "must name its arrays"),
+    "a compressed member (256 MB from 250 kB)": ("kmeans", _replace_arrays(_compressed_bomb), "is compressed"),
+    "centers that are NaN": ("kmeans", lambda job, base: tampered_copy(job, base, arrays_change=lambda a: a["centers"].__setitem__((0, 0), np.nan)), "NaN"),
+}
+
+
+@pytest.mark.parametrize("crafted", list(CRAFTED))
+def test_a_crafted_model_is_refused_at_ping_with_the_reason(crafted, trained, tmp_path):
+    """The checksum is recomputed, as whoever edits a model would: structure is what refuses it, before a worker
+    serves anything, and without hanging (these cases hung or crashed workers before)."""
+    case, tamper, reason = CRAFTED[crafted]
+    job, X = trained(case)
+    base = tmp_path / "opt_ml"
+    tamper(job, base)
+    server = ServeProcess(base, workers=1).start(wait=False)
+    try:
+        server.wait_ready(status=500, timeout=60)
+        reply = server.request("GET", "/ping")
+        assert reply.headers["content-type"] == "application/json" and reply.json()["error"] == "model_not_loaded"
+        assert reason in reply.json()["message"], reply.json()
+        invoked = server.invoke(csv_bytes(X[:2]), "text/csv")
+        assert invoked.status == 500 and invoked.json()["error"] == "model_not_loaded"
+    finally:
+        assert server.stop() == 0
+
+
 def test_a_bug_is_a_500_json_with_a_request_id_in_the_log_and_the_worker_lives(trained, tmp_path):
-    """A model whose arrays disagree (a bug's stand-in): predict raises inside the worker."""
+    """A bug injected into the real worker (a ``sitecustomize`` that makes predict raise): models are validated at
+    load, so no artifact can stand in for a bug any more."""
     job, _ = trained("ll-regressor")
-    base = tampered_copy(job, tmp_path / "opt_ml", arrays_change=lambda a: a.update(mean=np.zeros(3)))  # 3 means, 4 weights
-    server = ServeProcess(base, workers=1).start()
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "from byoa.algorithms import linear_learner\n"
+        "def predict(self, X):\n    raise ZeroDivisionError('an injected bug')\n"
+        "linear_learner.LinearModel.predict = predict\n"
+    )
+    pythonpath = os.pathsep.join(filter(None, [str(inject), str(CONTAINER), os.environ.get("PYTHONPATH")]))
+    server = ServeProcess(tampered_copy(job, tmp_path / "opt_ml"), {"PYTHONPATH": pythonpath}, workers=1).start()
     try:
         pid_before = server.request("GET", "/ping")
         reply = server.invoke(GOOD[0], "text/csv")
@@ -390,8 +432,6 @@ def test_two_servers_side_by_side_and_a_dead_nginx_stops_serve(trained):
     try:
         assert a.invoke(*GOOD).status == 200 and b.invoke(*GOOD).status == 200
         nginx_pid = int((job.root / "runtime-b" / "nginx.pid").read_text())
-        import os
-
         os.kill(nginx_pid, signal.SIGKILL)
         assert b.proc.wait(15) == 1
         assert "nginx exited" in b.output()

@@ -155,6 +155,21 @@ class ListOf(Constraint):
 
 
 @dataclass(frozen=True)
+class Mapping(Constraint):
+    """An object whose listed keys, where present, satisfy their constraints (a model manifest's nested values)."""
+
+    fields: dict
+
+    def parse(self, value):
+        if not isinstance(value, dict):
+            raise ValueError
+        return {**value, **{k: c.parse(value[k]) for k, c in self.fields.items() if k in value}}
+
+    def describe(self):
+        return "an object with " + ", ".join(f"{k}: {c.describe()}" for k, c in self.fields.items())
+
+
+@dataclass(frozen=True)
 class Text(Constraint):
     def parse(self, value):
         return str(value)

@@ -31,6 +31,7 @@ import numpy as np
 from ..data.blocks import Block
 from ..errors import DataError
 from ..hyperparameters import Integer, Param
+from ..model_io import ArraySpec, check_arrays, check_meta
 from ..stats import split
 from ..stats.metrics import MetricDef
 
@@ -89,6 +90,23 @@ class Model:
     @classmethod
     def from_artifacts(cls, arrays: dict, meta: dict) -> "Model":
         raise NotImplementedError
+
+    # The artifacts' structure, declared (``model_io.check_arrays`` / ``check_meta``) and checked before a model is
+    # built from them: the checksum only proves the arrays match the manifest, whoever wrote them.
+    artifact_arrays: ClassVar[dict[str, ArraySpec]]
+    artifact_meta: ClassVar[dict] = {}  # meta key -> hyperparameter constraint; the parsed value replaces the stored one
+
+    @classmethod
+    def checked(cls, arrays: dict, meta: dict, owner: str) -> "Model":
+        """``from_artifacts`` once the arrays and meta are as declared and ``check`` passes; else ModelFormatError."""
+        dims = check_arrays(cls.artifact_arrays, arrays, owner)
+        meta = {**meta, **check_meta(cls.artifact_meta, meta, owner)}
+        cls.check(arrays, meta, dims, owner)
+        return cls.from_artifacts(arrays, meta)
+
+    @classmethod
+    def check(cls, arrays: dict, meta: dict, dims: dict, owner: str) -> None:
+        """Structure beyond names, dtypes and shapes (a tree is a tree, scales are positive)."""
 
     def kind_of(self, metric: str) -> str:
         for d in self.metric_defs:

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block, concat
 from ..errors import ConfigError, DataError
-from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
+from ..hyperparameters import AnyOf, Boolean, Integer, Mapping, Options, Param, Real
+from ..model_io import ArraySpec, ModelFormatError
 from ..stats import metrics as M
 from ..stats import selection
 from ..stats.selection import BinaryThreshold, criterion_score
@@ -356,6 +357,27 @@ class LinearModel(BinaryThreshold, Model):
             "model_selection": self.model_selection,
         }
         return arrays, meta
+
+    artifact_arrays = {
+        "W": ArraySpec("f", [("features", "outputs")]),
+        "b": ArraySpec("f", [("outputs",)]),
+        "mean": ArraySpec("f", [("features",)]),
+        "scale": ArraySpec("f", [("features",)]),
+    }
+    artifact_meta = {
+        "predictor_type": Options(tuple(LOSSES)), "label_mean": Real(), "label_scale": Real(0, low_open=True), "threshold": Real(0, 1),
+        "beta": Real(0, low_open=True), "top_k": Integer(1), "criterion": Options(selection.CRITERIA),
+        "targets": Mapping({k: selection.SELECTION_META[k] for k in ("target_recall", "target_precision")}),
+    }
+
+    @classmethod
+    def check(cls, arrays, meta, dims, owner):
+        multiclass = meta["predictor_type"] == "multiclass_classifier"
+        if (dims["outputs"] >= 3) != multiclass or (not multiclass and dims["outputs"] != 1):
+            raise ModelFormatError(f"the {owner} model has {dims['outputs']} outputs, which predictor_type={meta['predictor_type']} "
+                                   "cannot have (1, or one per class for 3 classes or more)")
+        if not (arrays["scale"] > 0).all():
+            raise ModelFormatError(f"the {owner} model has a feature scale that is not positive")
 
     @classmethod
     def from_artifacts(cls, arrays, meta):

@@ -15,7 +15,8 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block
 from ..errors import ConfigError, DataError
-from ..hyperparameters import Boolean, Integer, Options, Param
+from ..hyperparameters import Boolean, Integer, Options, Param, Real
+from ..model_io import ArraySpec
 from ..stats import metrics as M
 from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model
 
@@ -49,6 +50,13 @@ class PCAModel(Model):
     def to_artifacts(self):
         arrays = {"mean": self.mean, "components": self.components, "explained_variance": self.explained_variance}
         return arrays, {"total_variance": self.total_variance}
+
+    artifact_arrays = {
+        "mean": ArraySpec("f", [("features",)]),
+        "components": ArraySpec("f", [("components", "features")]),
+        "explained_variance": ArraySpec("f", [("components",)]),
+    }
+    artifact_meta = {"total_variance": Real(0)}
 
     @classmethod
     def from_artifacts(cls, arrays, meta):

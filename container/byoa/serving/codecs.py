@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from .. import npy
 from ..data import media
 from ..data.limits import MAX_FEATURES
 from ..data.media import CSV, JSON, JSONLINES, NPY
@@ -202,32 +202,13 @@ def _protobuf(body: bytes, kind):
     return concat(blocks).X
 
 
-def _npy_header(fp: io.BytesIO):
-    """(shape, fortran order, dtype) from a .npy header, parsed without allocating or unpickling anything."""
-    from numpy.lib import format as npy
-
-    try:
-        version = npy.read_magic(fp)
-        read = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
-        if read is None:
-            raise ValueError(f"format version {version[0]}.{version[1]} is not supported (1.0 and 2.0 are)")
-        return read(fp)
-    except Exception as exc:  # a damaged header fails in many ways (ValueError, SyntaxError, ...): all the client's
-        raise bad_request(f"the body is not a .npy array: {type(exc).__name__}: {exc}"[:300]) from None
-
-
 def _npy(body: bytes, kind) -> np.ndarray:
-    fp = io.BytesIO(body)
-    shape, fortran, dtype = _npy_header(fp)
-    if dtype.hasobject or dtype.fields or not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(dtype, np.complexfloating):
-        raise bad_request(f"the .npy array has dtype {dtype}; a real numeric dtype is needed (object arrays are refused)")
-    if len(shape) not in (1, 2) or 0 in shape:
-        raise bad_request(f"the .npy array must be 1-D (one record) or 2-D (records x features), not empty; got shape {shape}")
-    count = math.prod(shape)
-    if count * dtype.itemsize != len(body) - fp.tell():
-        raise bad_request(f"the .npy header promises shape {shape} of {dtype} ({count * dtype.itemsize:,} bytes); "
-                          f"the body holds {len(body) - fp.tell():,} bytes of data")
-    array = np.frombuffer(body, dtype, count, fp.tell()).reshape(shape, order="F" if fortran else "C")
+    try:
+        array = npy.read(io.BytesIO(body), len(body))
+    except npy.NpyError as exc:
+        raise bad_request(f"the body is not a .npy array this server reads: {exc}") from None
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise bad_request(f"the .npy array must be 1-D (one record) or 2-D (records x features), not empty; got shape {array.shape}")
     return np.atleast_2d(array).astype(np.float32)
 
 
