@@ -271,6 +271,26 @@ def test_a_recordio_record_claiming_absurd_length_fails_at_once(job, multipart):
     failed(job.run(env={"TRAIN_MAX_RECORD_MB": "3"}), r"the RecordIO record at byte \d+ of .*d.pbr claims [\d,]+ bytes, more than 3 MB")
 
 
+@pytest.mark.parametrize("algorithm", [{"algorithm": "decision-tree"}, {"algorithm": "random-forest"},
+                                       {"algorithm": "linear-learner", "predictor_type": "binary_classifier"}])
+def test_records_claiming_absurdly_many_features_fail_at_once(job, algorithm):
+    """A sparse shape of 2**31 - 1 features is a valid record, but scikit-learn's trees allocate per feature (21 GB
+    before this check) and linear learner's weights are features x outputs: refused at the first record."""
+    import scipy.sparse as sp
+
+    from byoa.data.protobuf_codec import encode_rows
+
+    rows = sp.csr_matrix((np.ones(40, np.float32), (np.arange(40), np.arange(40))), shape=(40, 2**31 - 1))
+    job.hyperparameters(algorithm).channel("train", encode_rows(rows, np.arange(40, dtype=np.float32) % 2), PROTOBUF)
+    failed(job.run(), r"d?part-0: record 0 has 2,147,483,647 features; training can take at most [\d,]+ within TRAIN_MAX_MODEL_MB=4096 "
+                      r"\(.*\)\. Is the \(sparse\) shape right\?")
+
+
+def test_a_feature_dim_beyond_what_training_can_hold_is_a_configuration_error(job):
+    job.hyperparameters({**KMEANS, "feature_dim": 2**31 - 1}).channel("train", csv_bytes(X), CSV + ";label_size=0")
+    failed(job.run(), r"feature_dim has 2,147,483,647 features; training can take at most")
+
+
 # ----------------------------------------------------------------------------- user mistakes are one clear line
 
 

@@ -28,7 +28,10 @@ from typing import Callable, ClassVar, Iterable
 
 import numpy as np
 
+from ..data import limits
 from ..data.blocks import Block
+from ..data.channels import FeatureCheck
+from ..data.limits import MAX_FEATURES
 from ..errors import DataError
 from ..hyperparameters import Integer, Param
 from ..model_io import ArraySpec, check_arrays, check_meta
@@ -153,6 +156,26 @@ class Algorithm:
     def configure(cls, hp: dict, platform: dict) -> dict:
         """The hyperparameters to train with, given the ones the platform added (``_tuning_objective_metric``, ...)."""
         return hp
+
+    # what grows with the records' width, for the message when it is too wide
+    width_costs: ClassVar[str] = "the model and its work arrays"
+
+    @classmethod
+    def working_bytes(cls, hp: dict, n_features: int) -> int:
+        """About how much memory training needs because records are this wide (model state, per-feature work
+        arrays, dense batches): a guard against absurd widths (a sparse shape may claim 2**31 - 1), not an account."""
+        return 64 * n_features
+
+    @classmethod
+    def feature_check(cls, hp: dict) -> FeatureCheck:
+        """The width rule for this job's channels: ``feature_dim`` if declared, and at most the widest records whose
+        ``working_bytes`` fit in ``limits.model_bytes``."""
+        lo, hi, budget = 1, MAX_FEATURES, limits.model_bytes()
+        while lo < hi:  # working_bytes grows with the width
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if cls.working_bytes(hp, mid) <= budget else (lo, mid - 1)
+        feature_dim = hp.get("feature_dim")
+        return FeatureCheck(feature_dim if isinstance(feature_dim, int) else None, lo, f"{cls.name}: {cls.width_costs}")
 
     @classmethod
     def validation_limit(cls, hp: dict) -> int | None:

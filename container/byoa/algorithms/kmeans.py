@@ -179,6 +179,14 @@ class KMeansAlgorithm(Algorithm):
         *COMMON,
     ]
 
+    width_costs = "dense centres, the kmeans++ pool and the silhouette sample"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        factor = hp["extra_center_factor"]
+        centers = hp["k"] * (4 if factor == "auto" else factor)
+        return 8 * n_features * (centers * (INIT_POOL_FACTOR + 3) + SILHOUETTE_SAMPLE)
+
     def __init__(self, hp, ctx=QUIET, count=1, index=0):
         super().__init__(hp, ctx, count, index)
         factor = hp["extra_center_factor"]

@@ -163,6 +163,12 @@ class KNNAlgorithm(Algorithm):
     metric_defs = M.KNN_CLASSIFIER + M.KNN_REGRESSOR
     model_class = KNNModel
     train_sample_limit = TRAIN_SAMPLE
+    width_costs = "the dense sample (or the projection) and a dense mini-batch"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        target = hp["dimension_reduction_target"]
+        return 4 * n_features * (hp["mini_batch_size"] + (hp["sample_size"] if target == "none" else target))
     params = [
         Param("k", Integer(1), help="neighbours per prediction"),
         Param("feature_dim", Integer(1)),

@@ -420,6 +420,13 @@ class _LinearEvaluator(Evaluator):
 class LinearLearnerAlgorithm(Algorithm):
     name = "linear-learner"
     checkpoints = True
+    width_costs = "weights, optimiser moments and the best weights: six arrays of features x outputs"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        classes = hp["num_classes"] if isinstance(hp["num_classes"], int) else 3
+        outputs = classes if hp["predictor_type"] == "multiclass_classifier" else 1
+        return 6 * 8 * n_features * outputs
     metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
     model_class = LinearModel
     params = [

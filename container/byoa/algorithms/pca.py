@@ -126,6 +126,14 @@ class PCAAlgorithm(Algorithm):
         *COMMON,
     ]
 
+    width_costs = "the d x d second moment (regular) or the d x sketch matrices (randomized), and their decomposition"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        extra = hp["extra_components"]
+        sketch = hp["num_components"] + (max(10, hp["num_components"]) if extra < 0 else extra)
+        return 8 * 4 * n_features * (min(n_features, sketch) if hp["algorithm_mode"] == "randomized" else n_features)
+
     def __init__(self, hp, ctx=QUIET, count=1, index=0):
         super().__init__(hp, ctx, count, index)
         if hp["num_components"] > hp["feature_dim"]:

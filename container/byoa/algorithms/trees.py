@@ -201,6 +201,11 @@ def join_forests(parts: list[tuple[dict, dict]]) -> tuple[dict, dict]:
 
 class _TreeAlgorithm(Algorithm):
     in_memory = True
+    width_costs = "scikit-learn's per-feature work arrays, one set per tree grown at once"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        return 32 * n_features * (available_cpus() if cls.name == "random-forest" else 1)
     metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
     model_class = TreeEnsembleModel
     common = [

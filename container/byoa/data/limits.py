@@ -25,5 +25,11 @@ def gzip_ratio() -> float:
     return float(os.environ.get("TRAIN_MAX_GZIP_RATIO", 500))
 
 
+def model_bytes() -> int:
+    """Most memory training may need for the records' width (TRAIN_MAX_MODEL_MB, default 4096): the model and its
+    per-feature work arrays grow with the feature count, which a sparse shape can claim up to 2**31 - 1."""
+    return _megabytes("TRAIN_MAX_MODEL_MB", 4096)
+
+
 GZIP_FLOOR = 8_000_000  # expansion is judged once this many bytes are out (one read)
 MAX_FEATURES = 2**31 - 1  # columns a record may claim (a sparse shape): 32-bit column indices, as scipy and scikit-learn use

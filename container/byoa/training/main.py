@@ -112,8 +112,7 @@ def train(paths: Paths) -> None:
         if spec is not None and hp["k_fold"]:
             raise ConfigError(f"k_fold={hp['k_fold']} runs on one instance: with {len(hosts)} hosts, use k_fold=0 "
                               "(the held-out test split still applies) or instance_count=1")
-        feature_dim = hp.get("feature_dim")
-        channels, _, unused = read_inputs(paths, feature_dim if isinstance(feature_dim, int) else None)
+        channels, _, unused = read_inputs(paths, algo_cls.feature_check(hp))
         folder = _checkpoint_folder(paths)
         checkpoints = None
         if folder and algo_cls.checkpoints:
