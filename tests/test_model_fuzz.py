@@ -22,6 +22,8 @@ from byoa import model_io
 from byoa.algorithms import ALGORITHMS, model_from_artifacts
 from conftest import MODELS
 
+# crafted values overflow on purpose (casts, products): the outcome is what is checked, not numpy's warnings
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::numpy.exceptions.ComplexWarning")
 EXAMPLES = max(20, int(os.environ.get("FUZZ_EXAMPLES", "300")) // 2)
 fuzz = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
