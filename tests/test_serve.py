@@ -139,6 +139,14 @@ def kmeans_server(trained):
 GOOD = (b"5.1,3.5,1.4,0.2\n", "text/csv")
 
 
+def _record_with_an_11_byte_key() -> bytes:
+    """A Record whose sparse key is a varint of 11 bytes (protobuf allows 10): hand-built, no library writes it."""
+    keys = bytes.fromhex("0a040000803f") + b"\x12\x0b" + b"\x81" * 10 + b"\x01" + bytes.fromhex("1a0104")  # values, keys, shape [4]
+    tensor = b"\x12" + bytes([len(keys)]) + keys
+    entry = b"\x0a\x06values\x12" + bytes([len(tensor)]) + tensor
+    return b"\x0a" + bytes([len(entry)]) + entry
+
+
 @pytest.mark.parametrize("body, content_type, accept, status, says", [
     (b"5.1,3.5,1.4,0.2", "text/plain", None, 415, "Content-Type 'text/plain' is not supported"),
     (b"5.1,3.5,1.4,0.2", "text/csv", "text/html", 406, "Accept 'text/html' names no supported response type"),
@@ -159,6 +167,14 @@ GOOD = (b"5.1,3.5,1.4,0.2\n", "text/csv")
     (recordio.encode(b"x" * 40)[:20], "application/x-recordio-protobuf", None, 400, "truncated RecordIO record at byte 0"),
     (b"\x00\x01garbage and more bytes", "application/x-recordio-protobuf", None, 400, "corrupt RecordIO: no record starts at byte 0"),
     (b"not an npy file", "application/x-npy", None, 400, "the body is not a .npy array this server reads"),
+    # each of these was a 500 before (RecursionError, OverflowError, ValueError from numpy's concatenate)
+    (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", None, 400, "nests arrays or objects too deeply"),
+    (b'{"instances": [{"data": {"features": {"keys": [0], "shape": [18446744073709551616], "values": [1]}}}]}', "application/json",
+     None, 400, "needs 'shape': [number of features], at most 2,147,483,647"),
+    (b"[[" + b"9" * 5000 + b", 1, 1, 1]]", "application/json", None, 400, "an integer of more than 4300 digits"),
+    (encode_rows(np.ones((1, 4), np.float32)) + encode_rows(np.ones((1, 3), np.float32)), "application/x-recordio-protobuf", None, 400,
+     "record 1 of the RecordIO-protobuf body has 3 features, the records before it have 4"),
+    (recordio.encode(_record_with_an_11_byte_key()), "application/x-recordio-protobuf", None, 400, "a varint longer than 10 bytes"),
 ])
 def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(kmeans_server, body, content_type, accept, status, says):
     server, _ = kmeans_server
