@@ -464,19 +464,24 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("child", ["nginx", "gunicorn"])
+@pytest.mark.parametrize("child", ["nginx", "gunicorn", "serve"])
 def test_a_killed_child_stops_serve_and_leaves_nothing_on_the_port(child, trained, tmp_path):
     """SIGKILL of nginx's (or gunicorn's) master: serve stops with 1, its whole process group is gone (an
-    orphaned nginx worker used to keep the port), and a new serve on the same port starts."""
+    orphaned nginx worker used to keep the port), and a new serve on the same port starts. SIGKILL of serve
+    itself: nginx and gunicorn die with it (their workers follow once they see their master gone)."""
     job, _ = trained("kmeans")
     first = ServeProcess(job.root, {"SERVE_RUNTIME_DIR": str(tmp_path / "first")}).start()
     pids = {name: int((tmp_path / "first" / f"{name}.pid").read_text()) for name in ("nginx", "gunicorn")}
     assert all(os.getpgid(pid) == pid for pid in pids.values())  # each its own process group
     assert first.invoke(*GOOD).status == 200
-    os.kill(pids[child], signal.SIGKILL)
-    assert first.proc.wait(40) == 1
-    assert f"{child} exited" in first.output()
-    assert not any(_group_alive(pid) for pid in pids.values())
+    os.kill(pids[child] if child in pids else first.proc.pid, signal.SIGKILL)
+    if child == "serve":
+        assert first.proc.wait(40) == -signal.SIGKILL
+        assert wait_for(lambda: not any(_group_alive(pid) for pid in pids.values()), timeout=60)
+    else:
+        assert first.proc.wait(40) == 1
+        assert f"{child} exited" in first.output()
+        assert not any(_group_alive(pid) for pid in pids.values())
     second = ServeProcess(job.root, {"SERVE_RUNTIME_DIR": str(tmp_path / "second"), "SAGEMAKER_BIND_TO_PORT": str(first.port)})
     second.port = first.port
     second.start()

@@ -81,14 +81,35 @@ def open_files_limit() -> int:
     return soft
 
 
+def start_guard(pgids: list[int]) -> tuple[int, int]:
+    """(pid, pipe) of a process that kills these process groups if serve dies without draining them (SIGKILL, a
+    crash): it waits on a pipe only serve can write to, whose end it sees when serve is gone. Writing a byte to
+    the pipe releases it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()  # a terminal's Ctrl-C or a group signal meant for serve does not reach it
+            os.close(write_end)
+            if not os.read(read_end, 1):
+                for pgid in pgids:
+                    _kill_group(pgid)
+        finally:
+            os._exit(0)
+    os.close(read_end)
+    return pid, write_end
+
+
 class Server:
     """nginx and gunicorn, each in its own process group (``start_new_session``), so that when one dies its own
-    children (an nginx worker, gunicorn workers) are killed with it and none can keep the port."""
+    children (an nginx worker, gunicorn workers) are killed with it and none can keep the port; a guard process
+    does the same if serve itself is killed."""
 
     def __init__(self, runtime: Path, port: int, settings: Settings):
         self.runtime, self.port, self.settings = runtime, port, settings
         self.nginx: subprocess.Popen | None = None
         self.gunicorn: subprocess.Popen | None = None
+        self.guard: tuple[int, int] | None = None
         self.stopping = False
 
     def start(self) -> None:
@@ -100,6 +121,7 @@ class Server:
             env.setdefault(var, "1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CONTAINER), env.get("PYTHONPATH")]))
         self.gunicorn = subprocess.Popen(gunicorn_command(self.runtime, self.settings), env=env, start_new_session=True)
+        self.guard = start_guard([self.nginx.pid, self.gunicorn.pid])
         log.info("serve: nginx on port %d -> gunicorn (%d workers, timeout %d s%s, payload limit %d MB); runtime files in %s",
                  self.port, self.settings.workers, self.settings.timeout, ", batch transform" if self.settings.batch else "",
                  self.settings.max_payload_mb, self.runtime)
@@ -137,6 +159,12 @@ class Server:
                 log.error("serve: pid %d did not stop within %d s; killing it", proc.pid, GRACE_SECONDS)
             _kill_group(proc.pid)
             proc.wait()
+        if self.guard is not None:
+            pid, pipe = self.guard
+            os.write(pipe, b"x")
+            os.close(pipe)
+            os.waitpid(pid, 0)
+            self.guard = None
 
 
 def _kill_group(pgid: int) -> None:
