@@ -224,6 +224,48 @@ def digits():
     return d.data.astype(np.float32), d.target.astype(np.float32)
 
 
+# ----------------------------------------------------------------------------- one trained model per kind, shared
+
+
+MODELS = {
+    "kmeans": ("iris", {"algorithm": "kmeans", "k": 3, "feature_dim": 4}),
+    "knn": ("iris", {"algorithm": "knn", "k": 5, "feature_dim": 4, "predictor_type": "classifier", "sample_size": 120}),
+    "ll-binary": ("cancer", {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "epochs": 3}),
+    "ll-multiclass": ("iris", {"algorithm": "linear-learner", "predictor_type": "multiclass_classifier", "num_classes": 3,
+                               "mini_batch_size": 16, "epochs": 5}),
+    "ll-regressor": ("iris", {"algorithm": "linear-learner", "predictor_type": "regressor", "mini_batch_size": 16}),
+    "pca": ("iris", {"algorithm": "pca", "num_components": 2, "feature_dim": 4, "mini_batch_size": 50}),
+    "decision-tree": ("iris", {"algorithm": "decision-tree", "max_depth": 4}),
+    "random-forest": ("cancer", {"algorithm": "random-forest", "n_estimators": 10}),
+}
+
+def data_of(name, iris, cancer):
+    if name == "iris":
+        return iris
+    X_train, _, y_train, _ = cancer
+    return X_train, y_train
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, iris, cancer):
+    """One trained model per case (MODELS), shared by the serving and model-fuzzing tests."""
+    out = {}
+
+    def get(case: str):
+        if case not in out:
+            data, hp = MODELS[case]
+            X, y = data_of(data, iris, cancer)
+            job = Job(tmp_path_factory.mktemp(case) / "opt_ml")
+            supervised = hp["algorithm"] not in ("kmeans", "pca")
+            job.hyperparameters(hp).channel("train", csv_bytes(X, y if supervised else None), CSV if supervised else CSV_NO_LABEL)
+            result = job.run()
+            assert result.rc == 0, result.log
+            out[case] = (job, X)
+        return out[case]
+
+    return get
+
+
 def separable(n=2000, d=8, seed=1, imbalance=0.5):
     """Two overlapping Gaussian classes; ``imbalance`` is the share of positives."""
     rng = np.random.default_rng(seed)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import signal
 import threading
 import time
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,20 +18,9 @@ import scipy.sparse as sp
 
 from byoa.data.byoa_record_pb2 import Record
 from byoa.data import recordio
-from conftest import CSV, CSV_NO_LABEL, Job, csv_bytes, encode_rows, separable
+from conftest import CONTAINER, CSV, CSV_NO_LABEL, MODELS, Job, csv_bytes, encode_rows, separable, wait_for
 from serve_helpers import ServeProcess
 
-MODELS = {
-    "kmeans": ("iris", {"algorithm": "kmeans", "k": 3, "feature_dim": 4}),
-    "knn": ("iris", {"algorithm": "knn", "k": 5, "feature_dim": 4, "predictor_type": "classifier", "sample_size": 120}),
-    "ll-binary": ("cancer", {"algorithm": "linear-learner", "predictor_type": "binary_classifier", "epochs": 3}),
-    "ll-multiclass": ("iris", {"algorithm": "linear-learner", "predictor_type": "multiclass_classifier", "num_classes": 3,
-                               "mini_batch_size": 16, "epochs": 5}),
-    "ll-regressor": ("iris", {"algorithm": "linear-learner", "predictor_type": "regressor", "mini_batch_size": 16}),
-    "pca": ("iris", {"algorithm": "pca", "num_components": 2, "feature_dim": 4, "mini_batch_size": 50}),
-    "decision-tree": ("iris", {"algorithm": "decision-tree", "max_depth": 4}),
-    "random-forest": ("cancer", {"algorithm": "random-forest", "n_estimators": 10}),
-}
 EXPECTED_OUTPUTS = {
     "kmeans": ["closest_cluster", "distance_to_cluster"],
     "knn": ["predicted_label"],
@@ -38,33 +31,6 @@ EXPECTED_OUTPUTS = {
     "decision-tree": ["score", "predicted_label"],
     "random-forest": ["score", "predicted_label"],
 }
-
-
-def data_of(name, iris, cancer):
-    if name == "iris":
-        return iris
-    X_train, _, y_train, _ = cancer
-    return X_train, y_train
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, iris, cancer):
-    """One trained model per case, shared by every serving test."""
-    out = {}
-
-    def get(case: str):
-        if case not in out:
-            data, hp = MODELS[case]
-            X, y = data_of(data, iris, cancer)
-            job = Job(tmp_path_factory.mktemp(case) / "opt_ml")
-            supervised = hp["algorithm"] not in ("kmeans", "pca")
-            job.hyperparameters(hp).channel("train", csv_bytes(X, y if supervised else None), CSV if supervised else CSV_NO_LABEL)
-            result = job.run()
-            assert result.rc == 0, result.log
-            out[case] = (job, X)
-        return out[case]
-
-    return get
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -173,6 +139,14 @@ def kmeans_server(trained):
 GOOD = (b"5.1,3.5,1.4,0.2\n", "text/csv")
 
 
+def _record_with_an_11_byte_key() -> bytes:
+    """A Record whose sparse key is a varint of 11 bytes (protobuf allows 10): hand-built, no library writes it."""
+    keys = bytes.fromhex("0a040000803f") + b"\x12\x0b" + b"\x81" * 10 + b"\x01" + bytes.fromhex("1a0104")  # values, keys, shape [4]
+    tensor = b"\x12" + bytes([len(keys)]) + keys
+    entry = b"\x0a\x06values\x12" + bytes([len(tensor)]) + tensor
+    return b"\x0a" + bytes([len(entry)]) + entry
+
+
 @pytest.mark.parametrize("body, content_type, accept, status, says", [
     (b"5.1,3.5,1.4,0.2", "text/plain", None, 415, "Content-Type 'text/plain' is not supported"),
     (b"5.1,3.5,1.4,0.2", "text/csv", "text/html", 406, "Accept 'text/html' names no supported response type"),
@@ -191,8 +165,16 @@ GOOD = (b"5.1,3.5,1.4,0.2\n", "text/csv")
      "key 9 is not an index in [0, 4)"),
     (b'{"features": [1, 2, 3, 4]}\nnot json', "application/jsonlines", None, 400, "line 2 of the JSON Lines body is not valid JSON"),
     (recordio.encode(b"x" * 40)[:20], "application/x-recordio-protobuf", None, 400, "truncated RecordIO record at byte 0"),
-    (b"\x00\x01garbage and more bytes", "application/x-recordio-protobuf", None, 400, "corrupt RecordIO: bad magic"),
-    (b"not an npy file", "application/x-npy", None, 400, "the body is not a .npy array"),
+    (b"\x00\x01garbage and more bytes", "application/x-recordio-protobuf", None, 400, "corrupt RecordIO: no record starts at byte 0"),
+    (b"not an npy file", "application/x-npy", None, 400, "the body is not a .npy array this server reads"),
+    # each of these was a 500 before (RecursionError, OverflowError, ValueError from numpy's concatenate)
+    (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", None, 400, "nests arrays or objects too deeply"),
+    (b'{"instances": [{"data": {"features": {"keys": [0], "shape": [18446744073709551616], "values": [1]}}}]}', "application/json",
+     None, 400, "needs 'shape': [number of features], at most 2,147,483,647"),
+    (b"[[" + b"9" * 5000 + b", 1, 1, 1]]", "application/json", None, 400, "an integer of more than 4300 digits"),
+    (encode_rows(np.ones((1, 4), np.float32)) + encode_rows(np.ones((1, 3), np.float32)), "application/x-recordio-protobuf", None, 400,
+     "record 1 of the RecordIO-protobuf body has 3 features, the records before it have 4"),
+    (recordio.encode(_record_with_an_11_byte_key()), "application/x-recordio-protobuf", None, 400, "a varint longer than 10 bytes"),
 ])
 def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(kmeans_server, body, content_type, accept, status, says):
     server, _ = kmeans_server
@@ -338,8 +320,6 @@ def test_ping_is_503_json_while_starting_then_200(trained):
 
 def tampered_copy(job, base, manifest_change=lambda m: None, arrays_change=lambda a: None):
     """A copy of a trained model under ``base`` with its manifest or arrays changed (the checksum follows the arrays)."""
-    import hashlib
-
     (base / "model").mkdir(parents=True)
     with np.load(job.root / "model" / "model.npz") as f:
         arrays = dict(f)
@@ -365,11 +345,90 @@ def test_unreadable_model_answers_500_json_and_the_server_stays_up(trained, tmp_
         assert server.stop() == 0
 
 
+def _tree_change(**change):
+    """An arrays_change for a tree model: ``name=(index, value)`` per node array."""
+
+    def apply(arrays):
+        for name, (index, value) in change.items():
+            arrays[name][index] = value
+
+    return apply
+
+
+def _replace_arrays(make):
+    """A tampered copy whose model.npz is then replaced by ``make(path)``, with the checksum of what is there."""
+
+    def tamper(job, base):
+        tampered_copy(job, base)
+        path = base / "model" / "model.npz"
+        path.unlink()
+        make(path)
+        if path.is_file() and not path.is_symlink():
+            manifest = json.loads((base / "model" / "manifest.json").read_text())
+            manifest["arrays_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            (base / "model" / "manifest.json").write_text(json.dumps(manifest))
+
+    return tamper
+
+
+def _compressed_bomb(path):
+    """256 MB of zeros deflated into a few hundred kB: a member that expands far beyond its stored size."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("centers.npy", "w", force_zip64=True) as member:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**26, 1)})
+        member.write(header.getvalue())
+        zeros = bytes(1 << 24)
+        for _ in range(16):
+            member.write(zeros)
+
+
+# what a crafted model does with a recomputed checksum -> what /ping says about it
+CRAFTED = {
+    "a tree child pointing at itself": ("decision-tree", lambda job, base: tampered_copy(job, base, arrays_change=_tree_change(left=(0, 0))), "not trees"),
+    "a feature index just out of range": ("decision-tree", lambda job, base: tampered_copy(job, base, arrays_change=_tree_change(feature=(0, 4))), "not trees"),
+    "a feature index far out of range": ("random-forest", lambda job, base: tampered_copy(job, base, arrays_change=_tree_change(feature=(0, 2**40))), "not trees"),
+    "model.npz a link to /dev/zero": ("kmeans", _replace_arrays(lambda p: p.symlink_to("/dev/zero")), "not a link"),
+    "model.npz a FIFO": ("kmeans", _replace_arrays(os.mkfifo), "not a regular file"),
+    "arrays named by an absolute path": ("kmeans", lambda job, base: tampered_copy(job, base, manifest_change=lambda m: m.update(arrays=str(job.root / "model" / "model.npz"))), "must name its arrays"),
+    "arrays named by a ../ path": ("kmeans", lambda job, base: tampered_copy(job, base, manifest_change=lambda m: m.update(arrays="../model/model.npz")), "must name its arrays"),
+    "a compressed member (256 MB from 250 kB)": ("kmeans", _replace_arrays(_compressed_bomb), "is compressed"),
+    "centers that are NaN": ("kmeans", lambda job, base: tampered_copy(job, base, arrays_change=lambda a: a["centers"].__setitem__((0, 0), np.nan)), "NaN"),
+}
+
+
+@pytest.mark.parametrize("crafted", list(CRAFTED))
+def test_a_crafted_model_is_refused_at_ping_with_the_reason(crafted, trained, tmp_path):
+    """The checksum is recomputed, as whoever edits a model would: structure is what refuses it, before a worker
+    serves anything, and without hanging (these cases hung or crashed workers before)."""
+    case, tamper, reason = CRAFTED[crafted]
+    job, X = trained(case)
+    base = tmp_path / "opt_ml"
+    tamper(job, base)
+    server = ServeProcess(base, workers=1).start(wait=False)
+    try:
+        server.wait_ready(status=500, timeout=60)
+        reply = server.request("GET", "/ping")
+        assert reply.headers["content-type"] == "application/json" and reply.json()["error"] == "model_not_loaded"
+        assert reason in reply.json()["message"], reply.json()
+        invoked = server.invoke(csv_bytes(X[:2]), "text/csv")
+        assert invoked.status == 500 and invoked.json()["error"] == "model_not_loaded"
+    finally:
+        assert server.stop() == 0
+
+
 def test_a_bug_is_a_500_json_with_a_request_id_in_the_log_and_the_worker_lives(trained, tmp_path):
-    """A model whose arrays disagree (a bug's stand-in): predict raises inside the worker."""
+    """A bug injected into the real worker (a ``sitecustomize`` that makes predict raise): models are validated at
+    load, so no artifact can stand in for a bug any more."""
     job, _ = trained("ll-regressor")
-    base = tampered_copy(job, tmp_path / "opt_ml", arrays_change=lambda a: a.update(mean=np.zeros(3)))  # 3 means, 4 weights
-    server = ServeProcess(base, workers=1).start()
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "from byoa.algorithms import linear_learner\n"
+        "def predict(self, X):\n    raise ZeroDivisionError('an injected bug')\n"
+        "linear_learner.LinearModel.predict = predict\n"
+    )
+    pythonpath = os.pathsep.join(filter(None, [str(inject), str(CONTAINER), os.environ.get("PYTHONPATH")]))
+    server = ServeProcess(tampered_copy(job, tmp_path / "opt_ml"), {"PYTHONPATH": pythonpath}, workers=1).start()
     try:
         pid_before = server.request("GET", "/ping")
         reply = server.invoke(GOOD[0], "text/csv")
@@ -384,18 +443,167 @@ def test_a_bug_is_a_500_json_with_a_request_id_in_the_log_and_the_worker_lives(t
         assert server.stop() == 0
 
 
-def test_two_servers_side_by_side_and_a_dead_nginx_stops_serve(trained):
+def test_two_servers_side_by_side(trained):
     job, _ = trained("kmeans")
     a, b = ServeProcess(job.root).start(), ServeProcess(job.root, {"SERVE_RUNTIME_DIR": str(job.root / "runtime-b")}).start()
     try:
         assert a.invoke(*GOOD).status == 200 and b.invoke(*GOOD).status == 200
-        nginx_pid = int((job.root / "runtime-b" / "nginx.pid").read_text())
-        import os
-
-        os.kill(nginx_pid, signal.SIGKILL)
-        assert b.proc.wait(15) == 1
-        assert "nginx exited" in b.output()
-        assert a.invoke(*GOOD).status == 200
     finally:
-        a.stop()
-        b.stop()
+        assert a.stop() == 0 and b.stop() == 0
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a running (not zombie) process is in the group: an orphan's zombie waits for init to reap it."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+@pytest.mark.parametrize("child", ["nginx", "gunicorn", "serve"])
+def test_a_killed_child_stops_serve_and_leaves_nothing_on_the_port(child, trained, tmp_path):
+    """SIGKILL of nginx's (or gunicorn's) master: serve stops with 1, its whole process group is gone (an
+    orphaned nginx worker used to keep the port), and a new serve on the same port starts. SIGKILL of serve
+    itself: nginx and gunicorn die with it (their workers follow once they see their master gone)."""
+    job, _ = trained("kmeans")
+    first = ServeProcess(job.root, {"SERVE_RUNTIME_DIR": str(tmp_path / "first")}).start()
+    pids = {name: int((tmp_path / "first" / f"{name}.pid").read_text()) for name in ("nginx", "gunicorn")}
+    assert all(os.getpgid(pid) == pid for pid in pids.values())  # each its own process group
+    assert first.invoke(*GOOD).status == 200
+    os.kill(pids[child] if child in pids else first.proc.pid, signal.SIGKILL)
+    if child == "serve":
+        assert first.proc.wait(40) == -signal.SIGKILL
+        assert wait_for(lambda: not any(_group_alive(pid) for pid in pids.values()), timeout=60)
+    else:
+        assert first.proc.wait(40) == 1
+        assert f"{child} exited" in first.output()
+        assert not any(_group_alive(pid) for pid in pids.values())
+    second = ServeProcess(job.root, {"SERVE_RUNTIME_DIR": str(tmp_path / "second"), "SAGEMAKER_BIND_TO_PORT": str(first.port)})
+    second.port = first.port
+    second.start()
+    try:
+        assert second.invoke(*GOOD).status == 200
+    finally:
+        first.log.close()
+        assert second.stop() == 0
+
+
+def _raw_exchange(port: int, data: bytes) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of one raw HTTP/1.1 exchange; the connection is closed by the request or the server."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(data)
+        reply = b""
+        while chunk := conn.recv(1 << 16):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+PING = b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+MALFORMED = {  # raw request -> status, from whichever layer answers
+    "a request line of 9 kB (nginx)": (b"GET /ping?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "a header of 9 kB (nginx)": (PING + b"X-A: " + b"a" * 9000 + b"\r\n\r\n", 400),
+    "3,000 headers (nginx)": (PING + b"".join(b"X-%d: 1\r\n" % i for i in range(3000)) + b"\r\n", 400),
+    "bytes that are not HTTP (nginx)": (b"\x00\x01\x02 hello\r\n\r\n", 400),
+    "HTTP/9.9 (nginx)": (b"GET /ping HTTP/9.9\r\nHost: x\r\n\r\n", 501),
+    "an unknown transfer encoding (nginx)": (b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    "a space in a header name (nginx)": (PING + b"Bad Header: 1\r\n\r\n", 400),
+    "an unknown path (flask)": (b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+    "GET /invocations (flask)": (b"GET /invocations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
+    # beyond gunicorn's default limits (4094-byte line, 8190-byte field, 100 fields), within nginx's: served
+    "a request line of 5 kB": (b"GET /ping?" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),
+    "a header of 8,150 bytes": (PING + b"X-A: " + b"a" * 8150 + b"\r\n\r\n", 200),
+    "150 headers": (PING + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n", 200),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_every_error_from_nginx_gunicorn_or_flask_is_json(case, kmeans_server):
+    data, expected = MALFORMED[case]
+    status, headers, body = _raw_exchange(kmeans_server[0].port, data)
+    assert status == expected, body[:200]
+    if status != 200:
+        assert headers["content-type"] == "application/json", body[:200]
+        assert set(json.loads(body)) == {"error", "message"}
+
+
+def _refused(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_sigterm_during_an_upload_lets_it_finish_then_stops(trained, tmp_path):
+    """The body is half sent when serve gets SIGTERM: nginx stops accepting but finishes this request, and gunicorn
+    is stopped only after it (stopping both at once used to answer such uploads with 503)."""
+    import socket
+
+    job, X = trained("kmeans")
+    server = ServeProcess(job.root, {"SERVE_RUNTIME_DIR": str(tmp_path / "runtime")}).start()
+    body = csv_bytes(np.tile(X, (20, 1)))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as conn:
+        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body[: len(body) // 2])
+        server.proc.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: "serve: stopping" in server.output(), timeout=30)
+        assert wait_for(lambda: _refused(server.port), timeout=30)  # no new connections once stopping
+        conn.sendall(body[len(body) // 2 :])
+        reply = b""
+        while chunk := conn.recv(1 << 16):
+            reply += chunk
+    head, _, answer = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply[:300]
+    assert answer.count(b"\n") == len(X) * 20
+    assert server.proc.wait(40) == 0
+    server.log.close()
+
+
+def test_2000_idle_connections_do_not_starve_ping(kmeans_server):
+    server, _ = kmeans_server
+    """Clients stuck in their body (1,000) or headers (500) and idle keep-alive clients (500), 2,000 in all (nginx's
+    old 1,024 connections ran out; only keep-alive ones can be reclaimed): /ping and predictions still answer."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    idle = []
+    try:
+        for i in range(2000):
+            conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            idle.append(conn)
+            if i % 4 == 1:
+                conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            elif i % 4 in (0, 2):
+                conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n1,")  # body never finished
+            elif i % 4 == 3:
+                conn.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")  # then kept alive, idle
+                assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        for _ in range(20):
+            assert server.request("GET", "/ping", timeout=30).status == 200
+        assert server.invoke(*GOOD).status == 200
+    finally:
+        for conn in idle:
+            conn.close()
+
+
+def test_an_unsupported_default_accept_stops_serve_with_one_line(trained):
+    job, _ = trained("kmeans")
+    server = ServeProcess(job.root, {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/html\x1b[2J"}).start(wait=False)
+    assert server.proc.wait(30) == 2
+    out = server.output()
+    server.log.close()
+    assert "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='text/html\\x1b[2J' is not a type this server answers in" in out, out
+    assert "Traceback" not in out and "\x1b" not in out

@@ -49,10 +49,10 @@ def test_app_without_a_model_answers_500_with_the_reason(tmp_path):
 @pytest.mark.parametrize("env, message", [
     ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "50"}, "above SageMaker's limit (6 MB for real-time"),
     ({"SAGEMAKER_MODEL_SERVER_WORKERS": "lots"}, "SAGEMAKER_MODEL_SERVER_WORKERS='lots' is not an integer"),
-    ({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/html"}, "Accept 'text/html' names no supported response type"),
+    ({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/html"}, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='text/html' is not a type"),
 ])
 def test_settings_reject_impossible_environments(env, message):
-    with pytest.raises((ValueError, codecs.ClientError)) as info:
+    with pytest.raises(ValueError) as info:
         Settings.from_env(env)
     assert message in str(info.value)
 

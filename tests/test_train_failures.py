@@ -40,7 +40,7 @@ def test_corrupt_recordio_names_byte_and_file(job):
     stride = len(data) // len(X)
     data[7 * stride : 7 * stride + 4] = b"\0\0\0\0"
     job.hyperparameters(KMEANS).channel("train", bytes(data), PROTOBUF, filename="part-7.pbr")
-    failed(job.run(), rf"bad magic 0x00000000 .* at byte {7 * stride} of .*part-7.pbr")
+    failed(job.run(), rf"corrupt RecordIO: no record starts at byte {7 * stride} of .*part-7.pbr")
 
 
 def test_protobuf_that_does_not_parse_names_the_record(job):
@@ -61,7 +61,9 @@ def test_csv_wrong_column_count_and_non_number(job, make_job):
     other = make_job("nan")
     lines[5] = b"1,oops,3\n"
     other.hyperparameters(KMEANS).channel("train", b"".join(lines), CSV + ";label_size=0", filename="d.csv")
-    failed(other.run(), r"line 6 .* column 2: 'oops' is not a number")
+    result = other.run()
+    failed(result, r"line 6 .* column 2: not a number")
+    assert "oops" not in result.failure  # file contents are never quoted
 
 
 def test_feature_count_differs_from_feature_dim(job):
@@ -190,3 +192,140 @@ def test_linear_learner_stops_early_on_the_validation_channel(job, cancer):
     assert "epoch=0, validation binary_classification_cross_entropy_objective <loss>=" in result.stdout
     assert "chosen on validation data" in result.stderr
     assert result.stdout.count("#progress_metric") < 60
+
+
+# ----------------------------------------------------------------------------- hostile channels
+
+
+def test_links_in_a_channel_reach_each_file_once_and_never_loop(job):
+    """A link back to the channel folder (twice over) neither repeats the records nor hangs."""
+    y = (X[:, 0] > 0.5).astype(np.float32)
+    job.hyperparameters({"algorithm": "decision-tree"}).channel("train", csv_bytes(X, y), CSV, filename="d.csv")
+    folder = job.data_dir / "train"
+    (folder / "loop").symlink_to(".")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "back").symlink_to("..")
+    (folder / "same.csv").symlink_to("d.csv")  # the same file under another name: read once
+    result = job.run(timeout=60)
+    assert result.rc == 0, result.log
+    assert "1 files" in result.stderr
+    sizes = json.loads((job.root / "output" / "data" / "evaluation.json").read_text())["split"]["sizes"]
+    assert sum(sizes.values()) == len(X)
+
+
+def test_a_link_out_of_the_data_folder_is_refused_naming_it_and_quoting_nothing(job, tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("hunter2,s3cr3t\n")
+    job.hyperparameters(KMEANS).channel("train", csv_bytes(X), CSV + ";label_size=0", filename="d.csv")
+    (job.data_dir / "train" / "other.csv").symlink_to(secret)
+    result = job.run()
+    failed(result, r"train/other.csv leads to .*secret.csv, outside the channel's folder .* and the data folder")
+    assert "hunter2" not in result.failure and "s3cr3t" not in result.log
+
+
+@pytest.mark.parametrize("target", ["/", "data"])
+def test_a_channel_folder_that_is_the_root_or_the_data_folder_is_a_configuration_error(job, target):
+    job.hyperparameters(KMEANS).channel("train", None, CSV + ";label_size=0")
+    (job.data_dir / "train").symlink_to("/" if target == "/" else job.data_dir)
+    failed(job.run(), r"channel folder .*train is .*, which holds the whole data folder .*: it cannot be one channel")
+
+
+def test_folders_nested_absurdly_deep_are_refused(job):
+    job.hyperparameters(KMEANS).channel("train", csv_bytes(X), CSV + ";label_size=0", filename="d.csv")
+    deep = job.data_dir / "train"
+    for _ in range(40):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    (deep / "x.csv").write_bytes(csv_bytes(X))
+    failed(job.run(), r"folders nested more than 32 deep in a channel")
+
+
+# ----------------------------------------------------------------------------- bounded decoders
+
+
+def test_a_csv_file_without_line_ends_fails_at_once_naming_file_and_byte(job):
+    job.hyperparameters(KMEANS).channel("train", b"1,2,3,4\n" + b"7" * 3_000_000, CSV + ";label_size=0", filename="d.csv")
+    failed(job.run(env={"TRAIN_CSV_MAX_LINE_MB": "1"}), r"line 2 \(byte 8\) of .*d.csv runs past 1 MB without a line end")
+
+
+def test_a_gzip_file_that_expands_absurdly_fails_at_once(job):
+    import gzip
+
+    bomb = gzip.compress(b"0,0,0\n" * 3_000_000, 9)  # 18 MB of valid CSV from ~30 kB: over 100 times from the first read
+    job.hyperparameters(KMEANS).channel("train", bomb, CSV + ";label_size=0", filename="d.csv.gz")
+    result = job.run(env={"TRAIN_MAX_GZIP_RATIO": "100"})
+    failed(result, r"d.csv.gz expands more than 100 times .* a damaged or crafted archive\? \(the limit is TRAIN_MAX_GZIP_RATIO\)")
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_a_recordio_record_claiming_absurd_length_fails_at_once(job, multipart):
+    import struct
+
+    from byoa.data import recordio
+
+    head = struct.pack("<II", recordio.MAGIC, 200_000_000)  # 200 MB claimed, 1 MB there
+    if multipart:  # parts that are each small but join past the limit
+        part = b"\0" * 1_000_000
+        head = b"".join(struct.pack("<II", recordio.MAGIC, (flag << 29) | len(part)) + part for flag in (1, 2, 2, 2, 2))
+    job.hyperparameters(KMEANS).channel("train", head + b"\0" * 1_000_000, PROTOBUF, filename="d.pbr")
+    failed(job.run(env={"TRAIN_MAX_RECORD_MB": "3"}), r"the RecordIO record at byte \d+ of .*d.pbr claims [\d,]+ bytes, more than 3 MB")
+
+
+@pytest.mark.parametrize("algorithm", [{"algorithm": "decision-tree"}, {"algorithm": "random-forest"},
+                                       {"algorithm": "linear-learner", "predictor_type": "binary_classifier"}])
+def test_records_claiming_absurdly_many_features_fail_at_once(job, algorithm):
+    """A sparse shape of 2**31 - 1 features is a valid record, but scikit-learn's trees allocate per feature (21 GB
+    before this check) and linear learner's weights are features x outputs: refused at the first record."""
+    import scipy.sparse as sp
+
+    from byoa.data.protobuf_codec import encode_rows
+
+    rows = sp.csr_matrix((np.ones(40, np.float32), (np.arange(40), np.arange(40))), shape=(40, 2**31 - 1))
+    job.hyperparameters(algorithm).channel("train", encode_rows(rows, np.arange(40, dtype=np.float32) % 2), PROTOBUF)
+    failed(job.run(), r"d?part-0: record 0 has 2,147,483,647 features; training can take at most [\d,]+ within TRAIN_MAX_MODEL_MB=4096 "
+                      r"\(.*\)\. Is the \(sparse\) shape right\?")
+
+
+def test_a_feature_dim_beyond_what_training_can_hold_is_a_configuration_error(job):
+    job.hyperparameters({**KMEANS, "feature_dim": 2**31 - 1}).channel("train", csv_bytes(X), CSV + ";label_size=0")
+    failed(job.run(), r"feature_dim has 2,147,483,647 features; training can take at most")
+
+
+# ----------------------------------------------------------------------------- user mistakes are one clear line
+
+
+@pytest.mark.parametrize("hp, labels, message", [
+    ({"algorithm": '["kmeans", "pca"]'}, None, r"the 'algorithm' hyperparameter must be one name; got a list"),
+    ({"algorithm": "linear-learner", "predictor_type": "multiclass_classifier", "num_classes": 3}, "fraction",
+     r"needs labels 0..2; found 7.5"),
+    ({"algorithm": "random-forest"}, "fraction", r"predictor_type=classifier needs whole-number class labels; found 7.5"),
+])
+def test_user_mistakes_are_not_internal_errors(job, hp, labels, message):
+    y = np.where(np.arange(len(X)) % 3 == 0, 7.5, np.arange(len(X)) % 3).astype(np.float32) if labels else None
+    job.hyperparameters(hp).channel("train", csv_bytes(X, y) if y is not None else csv_bytes(X), CSV if y is not None else CSV + ";label_size=0")
+    result = job.run()
+    failed(result, message)
+    assert "internal error" not in result.failure and "Traceback" not in result.failure
+
+
+def test_a_bad_label_in_the_test_channel_is_a_data_error(job):
+    y = (np.arange(len(X)) % 3).astype(np.float32)
+    bad = y.copy()
+    bad[5] = 4.0
+    job.hyperparameters({"algorithm": "linear-learner", "predictor_type": "multiclass_classifier", "num_classes": 3})
+    job.channel("train", csv_bytes(X, y), CSV).channel("test", csv_bytes(X, bad), CSV)
+    result = job.run()
+    failed(result, r"channel 'test': predictor_type=multiclass_classifier with num_classes=3 needs labels 0..2; found 4")
+
+
+def test_values_from_outside_cannot_forge_log_lines(job):
+    """A hyperparameter (or platform) value with a line end is logged escaped: no forged metric line appears."""
+    forged = "x\n#quality_metric: host=algo-1, test msd <loss>=0.0\n"
+    job.hyperparameters({**KMEANS, "_tuning_objective_metric": forged, "sagemaker_job_name": forged})
+    job.channel("train", csv_bytes(X), CSV + ";label_size=0")
+    result = job.run()
+    assert result.rc == 0, result.log
+    assert not any(line.startswith("#quality_metric: host=algo-1, test msd <loss>=0.0") for line in result.log.splitlines())
+    assert "x\\n#quality_metric" in result.stderr  # still there, escaped
+    bad = make_bad = job.hyperparameters({**KMEANS, "k\n#quality_metric: host=algo-1, test msd <loss>=0.0": "2"}).run()
+    assert bad.rc == 1 and not any(line.startswith("#quality_metric") for line in bad.log.splitlines())

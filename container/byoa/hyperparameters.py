@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 
 REQUIRED = object()
 PLATFORM_PREFIXES = ("_", "sagemaker_")
@@ -155,6 +155,21 @@ class ListOf(Constraint):
 
 
 @dataclass(frozen=True)
+class Mapping(Constraint):
+    """An object whose listed keys, where present, satisfy their constraints (a model manifest's nested values)."""
+
+    fields: dict
+
+    def parse(self, value):
+        if not isinstance(value, dict):
+            raise ValueError
+        return {**value, **{k: c.parse(value[k]) for k, c in self.fields.items() if k in value}}
+
+    def describe(self):
+        return "an object with " + ", ".join(f"{k}: {c.describe()}" for k, c in self.fields.items())
+
+
+@dataclass(frozen=True)
 class Text(Constraint):
     def parse(self, value):
         return str(value)
@@ -202,12 +217,12 @@ def parse(params: Iterable[Param], raw: dict, owner: str) -> Parsed:
             continue
         param = declared.get(name)
         if param is None:
-            raise ConfigError(f"unknown hyperparameter '{name}' for {owner}; known: {', '.join(sorted(declared))}")
+            raise ConfigError(f"unknown hyperparameter '{shown(name)}' for {owner}; known: {', '.join(sorted(declared))}")
         value = decode(raw_value)
         options = param.constraint if isinstance(param.constraint, Options) else None
         if options and str(value).strip().lower() in {str(u).lower() for u in options.unsupported}:
             raise ConfigError(
-                f"{name}={value} is not supported by this image; supported: {', '.join(map(str, options.choices))}"
+                f"{name}={shown(value)} is not supported by this image; supported: {', '.join(map(str, options.choices))}"
             )
         try:
             parsed = param.constraint.parse(value)

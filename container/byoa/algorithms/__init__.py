@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import shown
 from ..model_io import ModelFormatError
 from .base import Algorithm, Model
 from .kmeans import KMeansAlgorithm
@@ -25,5 +26,5 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
 
 def model_from_artifacts(algorithm: str, arrays: dict, meta: dict) -> Model:
     if algorithm not in ALGORITHMS:
-        raise ModelFormatError(f"model was trained by unknown algorithm {algorithm!r}")
-    return ALGORITHMS[algorithm].model_class.from_artifacts(arrays, meta)
+        raise ModelFormatError(f"model was trained by unknown algorithm {shown(algorithm)!r}")
+    return ALGORITHMS[algorithm].model_class.checked(arrays, meta, algorithm)

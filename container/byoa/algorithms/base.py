@@ -28,9 +28,13 @@ from typing import Callable, ClassVar, Iterable
 
 import numpy as np
 
+from ..data import limits
 from ..data.blocks import Block
+from ..data.channels import FeatureCheck
+from ..data.limits import MAX_FEATURES
 from ..errors import DataError
 from ..hyperparameters import Integer, Param
+from ..model_io import ArraySpec, check_arrays, check_meta
 from ..stats import split
 from ..stats.metrics import MetricDef
 
@@ -90,6 +94,23 @@ class Model:
     def from_artifacts(cls, arrays: dict, meta: dict) -> "Model":
         raise NotImplementedError
 
+    # The artifacts' structure, declared (``model_io.check_arrays`` / ``check_meta``) and checked before a model is
+    # built from them: the checksum only proves the arrays match the manifest, whoever wrote them.
+    artifact_arrays: ClassVar[dict[str, ArraySpec]]
+    artifact_meta: ClassVar[dict] = {}  # meta key -> hyperparameter constraint; the parsed value replaces the stored one
+
+    @classmethod
+    def checked(cls, arrays: dict, meta: dict, owner: str) -> "Model":
+        """``from_artifacts`` once the arrays and meta are as declared and ``check`` passes; else ModelFormatError."""
+        dims = check_arrays(cls.artifact_arrays, arrays, owner)
+        meta = {**meta, **check_meta(cls.artifact_meta, meta, owner)}
+        cls.check(arrays, meta, dims, owner)
+        return cls.from_artifacts(arrays, meta)
+
+    @classmethod
+    def check(cls, arrays: dict, meta: dict, dims: dict, owner: str) -> None:
+        """Structure beyond names, dtypes and shapes (a tree is a tree, scales are positive)."""
+
     def kind_of(self, metric: str) -> str:
         for d in self.metric_defs:
             if re.fullmatch(d.pattern or re.escape(d.name), metric):
@@ -135,6 +156,26 @@ class Algorithm:
     def configure(cls, hp: dict, platform: dict) -> dict:
         """The hyperparameters to train with, given the ones the platform added (``_tuning_objective_metric``, ...)."""
         return hp
+
+    # what grows with the records' width, for the message when it is too wide
+    width_costs: ClassVar[str] = "the model and its work arrays"
+
+    @classmethod
+    def working_bytes(cls, hp: dict, n_features: int) -> int:
+        """About how much memory training needs because records are this wide (model state, per-feature work
+        arrays, dense batches): a guard against absurd widths (a sparse shape may claim 2**31 - 1), not an account."""
+        return 64 * n_features
+
+    @classmethod
+    def feature_check(cls, hp: dict) -> FeatureCheck:
+        """The width rule for this job's channels: ``feature_dim`` if declared, and at most the widest records whose
+        ``working_bytes`` fit in ``limits.model_bytes``."""
+        lo, hi, budget = 1, MAX_FEATURES, limits.model_bytes()
+        while lo < hi:  # working_bytes grows with the width
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if cls.working_bytes(hp, mid) <= budget else (lo, mid - 1)
+        feature_dim = hp.get("feature_dim")
+        return FeatureCheck(feature_dim if isinstance(feature_dim, int) else None, lo, f"{cls.name}: {cls.width_costs}")
 
     @classmethod
     def validation_limit(cls, hp: dict) -> int | None:

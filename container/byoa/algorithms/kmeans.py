@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from ..data.blocks import Block, dense
 from ..errors import DataError
 from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real
+from ..model_io import ArraySpec
 from ..stats import metrics as M
 from ..stats.samples import HashSample, record_hashes
 from .base import COMMON, QUIET, Algorithm, Evaluator, Model
@@ -115,9 +116,12 @@ class KMeansModel(Model):
     def to_artifacts(self):
         return {"centers": self.centers}, {"eval_metrics": self.eval_metrics, "seed": self.seed}
 
+    artifact_arrays = {"centers": ArraySpec("f", [("k", "features")])}
+    artifact_meta = {"eval_metrics": ListOf(Options(("msd", "ssd"))), "seed": Integer(0)}
+
     @classmethod
     def from_artifacts(cls, arrays, meta):
-        return cls(arrays["centers"], meta["eval_metrics"], meta.get("seed", 0))
+        return cls(arrays["centers"], meta["eval_metrics"], meta["seed"])
 
 
 class _KMeansEvaluator(Evaluator):
@@ -174,6 +178,14 @@ class KMeansAlgorithm(Algorithm):
         Param("eval_metrics", ListOf(Options(("msd", "ssd"))), ["msd"], "metrics reported: msd, ssd (silhouette always)"),
         *COMMON,
     ]
+
+    width_costs = "dense centres, the kmeans++ pool and the silhouette sample"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        factor = hp["extra_center_factor"]
+        centers = hp["k"] * (4 if factor == "auto" else factor)
+        return 8 * n_features * (centers * (INIT_POOL_FACTOR + 3) + SILHOUETTE_SAMPLE)
 
     def __init__(self, hp, ctx=QUIET, count=1, index=0):
         super().__init__(hp, ctx, count, index)

@@ -14,6 +14,7 @@ import numpy as np
 from ..data.blocks import Block, dense
 from ..errors import ConfigError, DataError
 from ..hyperparameters import AnyOf, Integer, Options, Param
+from ..model_io import ArraySpec
 from ..stats import metrics as M
 from ..stats.samples import HashSample, record_hashes
 from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
@@ -116,10 +117,19 @@ class KNNModel(Model):
                   "hashes": self.hashes}
         return arrays, {"predictor_type": self.predictor_type, "k": self.k, "metric": self.metric, "seed": self.seed}
 
+    artifact_arrays = {
+        "X": ArraySpec("f", [("sample", "dimension")]),
+        "y": ArraySpec("f", [("sample",)]),
+        "projection": ArraySpec("f", [("features", "dimension"), (0,)]),
+        "hashes": ArraySpec("u", [("sample",), (0,)]),
+    }
+    artifact_meta = {"predictor_type": Options(("classifier", "regressor")), "k": Integer(1),
+                     "metric": Options(("L2", "INNER_PRODUCT", "COSINE")), "seed": Integer(0)}
+
     @classmethod
     def from_artifacts(cls, arrays, meta):
         return cls(meta["predictor_type"], meta["k"], meta["metric"], arrays["X"], arrays["y"], arrays["projection"],
-                   arrays.get("hashes"), meta.get("seed", 0))
+                   arrays["hashes"], meta["seed"])
 
 
 class _KNNEvaluator(Evaluator):
@@ -153,6 +163,12 @@ class KNNAlgorithm(Algorithm):
     metric_defs = M.KNN_CLASSIFIER + M.KNN_REGRESSOR
     model_class = KNNModel
     train_sample_limit = TRAIN_SAMPLE
+    width_costs = "the dense sample (or the projection) and a dense mini-batch"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        target = hp["dimension_reduction_target"]
+        return 4 * n_features * (hp["mini_batch_size"] + (hp["sample_size"] if target == "none" else target))
     params = [
         Param("k", Integer(1), help="neighbours per prediction"),
         Param("feature_dim", Integer(1)),

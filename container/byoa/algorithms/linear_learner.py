@@ -24,7 +24,8 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block, concat
 from ..errors import ConfigError, DataError
-from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
+from ..hyperparameters import AnyOf, Boolean, Integer, Mapping, Options, Param, Real
+from ..model_io import ArraySpec, ModelFormatError
 from ..stats import metrics as M
 from ..stats import selection
 from ..stats.selection import BinaryThreshold, criterion_score
@@ -268,6 +269,19 @@ def one_standard_error(values: np.ndarray, errors: np.ndarray, larger_is_better:
     return int(np.flatnonzero(sign * values >= sign * values[best] - error)[0]), error
 
 
+def check_labels(kind: str, n_out: int, y: np.ndarray, channel: str) -> None:
+    """Labels the predictor type can learn or be scored on: 0 or 1, class indices, or any number."""
+    if kind == "binary_classifier":
+        bad = y[(y != 0) & (y != 1)]
+        if len(bad):
+            raise DataError(f"channel '{channel}': predictor_type=binary_classifier needs labels 0 or 1; found {bad[0]:g}")
+    elif kind == "multiclass_classifier":
+        bad = y[(y != np.round(y)) | (y < 0) | (y >= n_out)]
+        if len(bad):
+            raise DataError(f"channel '{channel}': predictor_type=multiclass_classifier with num_classes={n_out} needs labels "
+                            f"0..{n_out - 1}; found {bad[0]:g}")
+
+
 class LinearModel(BinaryThreshold, Model):
     name = "linear-learner"
 
@@ -344,6 +358,27 @@ class LinearModel(BinaryThreshold, Model):
         }
         return arrays, meta
 
+    artifact_arrays = {
+        "W": ArraySpec("f", [("features", "outputs")]),
+        "b": ArraySpec("f", [("outputs",)]),
+        "mean": ArraySpec("f", [("features",)]),
+        "scale": ArraySpec("f", [("features",)]),
+    }
+    artifact_meta = {
+        "predictor_type": Options(tuple(LOSSES)), "label_mean": Real(), "label_scale": Real(0, low_open=True), "threshold": Real(0, 1),
+        "beta": Real(0, low_open=True), "top_k": Integer(1), "criterion": Options(selection.CRITERIA),
+        "targets": Mapping({k: selection.SELECTION_META[k] for k in ("target_recall", "target_precision")}),
+    }
+
+    @classmethod
+    def check(cls, arrays, meta, dims, owner):
+        multiclass = meta["predictor_type"] == "multiclass_classifier"
+        if (dims["outputs"] >= 3) != multiclass or (not multiclass and dims["outputs"] != 1):
+            raise ModelFormatError(f"the {owner} model has {dims['outputs']} outputs, which predictor_type={meta['predictor_type']} "
+                                   "cannot have (1, or one per class for 3 classes or more)")
+        if not (arrays["scale"] > 0).all():
+            raise ModelFormatError(f"the {owner} model has a feature scale that is not positive")
+
     @classmethod
     def from_artifacts(cls, arrays, meta):
         model = cls(
@@ -368,6 +403,7 @@ class _LinearEvaluator(Evaluator):
 
     def add(self, block: Block) -> None:
         y = require_labels(block, self.channel)
+        check_labels(self.model.predictor_type, self.model.W.shape[1], y, self.channel)
         out = self.model.predict(block.X)
         self.acc.add(y, out["score"])
 
@@ -384,6 +420,13 @@ class _LinearEvaluator(Evaluator):
 class LinearLearnerAlgorithm(Algorithm):
     name = "linear-learner"
     checkpoints = True
+    width_costs = "weights, optimiser moments and the best weights: six arrays of features x outputs"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        classes = hp["num_classes"] if isinstance(hp["num_classes"], int) else 3
+        outputs = classes if hp["predictor_type"] == "multiclass_classifier" else 1
+        return 6 * 8 * n_features * outputs
     metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
     model_class = LinearModel
     params = [
@@ -647,15 +690,7 @@ class LinearLearnerAlgorithm(Algorithm):
 
     # --- the leader's set-up from the first num_point_for_scaler records
     def _check_labels(self, y: np.ndarray) -> None:
-        kind = self.hp["predictor_type"]
-        if kind == "binary_classifier":
-            bad = y[(y != 0) & (y != 1)]
-            if len(bad):
-                raise DataError(f"predictor_type=binary_classifier needs labels 0 or 1; found {bad[0]:g}")
-        elif kind == "multiclass_classifier":
-            bad = y[(y != np.round(y)) | (y < 0) | (y >= self.n_out)]
-            if len(bad):
-                raise DataError(f"predictor_type=multiclass_classifier with num_classes={self.n_out} needs labels 0..{self.n_out - 1}; found {bad[0]:g}")
+        check_labels(self.hp["predictor_type"], self.n_out, y, "train")
 
     def _setup(self, stats: ScalerStats) -> None:
         d = len(stats.sum_x)

@@ -15,7 +15,8 @@ import scipy.sparse as sp
 
 from ..data.blocks import Block
 from ..errors import ConfigError, DataError
-from ..hyperparameters import Boolean, Integer, Options, Param
+from ..hyperparameters import Boolean, Integer, Options, Param, Real
+from ..model_io import ArraySpec
 from ..stats import metrics as M
 from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model
 
@@ -49,6 +50,13 @@ class PCAModel(Model):
     def to_artifacts(self):
         arrays = {"mean": self.mean, "components": self.components, "explained_variance": self.explained_variance}
         return arrays, {"total_variance": self.total_variance}
+
+    artifact_arrays = {
+        "mean": ArraySpec("f", [("features",)]),
+        "components": ArraySpec("f", [("components", "features")]),
+        "explained_variance": ArraySpec("f", [("components",)]),
+    }
+    artifact_meta = {"total_variance": Real(0)}
 
     @classmethod
     def from_artifacts(cls, arrays, meta):
@@ -117,6 +125,14 @@ class PCAAlgorithm(Algorithm):
         Param("extra_components", Integer(-1), -1, "randomized sketch oversampling; -1 = max(10, num_components)"),
         *COMMON,
     ]
+
+    width_costs = "the d x d second moment (regular) or the d x sketch matrices (randomized), and their decomposition"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        extra = hp["extra_components"]
+        sketch = hp["num_components"] + (max(10, hp["num_components"]) if extra < 0 else extra)
+        return 8 * 4 * n_features * (min(n_features, sketch) if hp["algorithm_mode"] == "randomized" else n_features)
 
     def __init__(self, hp, ctx=QUIET, count=1, index=0):
         super().__init__(hp, ctx, count, index)

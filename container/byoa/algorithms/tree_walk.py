@@ -26,6 +26,44 @@ COMPILED_MIN_PAIRS = 5_000  # records x trees from which the compiled walk pays 
 COMPILED_MIN_TREES = 8  # a lone tree (or a few) walks big batches fast enough in numpy: no scikit-learn in memory
 
 
+def forest_problem(left, right, feature, roots, n_features: int) -> str | None:
+    """What keeps these node arrays from being a forest every walk can trust, or None.
+
+    Each tree's nodes are one contiguous run starting at its root (as the compiled walk rebuilds them); a leaf
+    has feature -2 and no children; an inner node splits on a feature < ``n_features`` and has two children in
+    its own tree; every node but a root is the child of exactly one node, and is reached from a root (no cycles).
+    """
+    nodes = len(left)
+    if not nodes or not len(roots) or roots[0] != 0 or (np.diff(roots) <= 0).any() or roots[-1] >= nodes:
+        return f"roots {roots[:5].tolist()}... must start at 0 and increase, below {nodes} nodes"
+    leaf = feature < 0
+    bad = np.where(leaf, (feature != -2) | (left != -1) | (right != -1),
+                   (feature >= n_features) | (left < 0) | (left >= nodes) | (right < 0) | (right >= nodes))
+    if bad.any():
+        i = int(np.argmax(bad))
+        return f"node {i} (feature {feature[i]}, children {left[i]}, {right[i]}) is neither a leaf nor a split on one of {n_features} features"
+    inner = np.flatnonzero(~leaf)
+    tree_of = np.searchsorted(roots, np.arange(nodes), side="right") - 1
+    children = np.concatenate([left[inner], right[inner]])
+    outside = tree_of[children] != np.tile(tree_of[inner], 2)
+    if outside.any():
+        return f"node {int(np.tile(inner, 2)[np.argmax(outside)])} has a child in another tree"
+    parents = np.bincount(children, minlength=nodes)
+    expected = np.ones(nodes, np.int64)
+    expected[roots] = 0
+    if (parents != expected).any():
+        i = int(np.argmax(parents != expected))
+        return f"node {i} has {parents[i]} parents, {expected[i]} expected"
+    reached, level = len(roots), roots
+    while level.size:  # each node has one parent, so a walk from the roots meets each node once: it ends
+        level = level[~leaf[level]]
+        level = np.concatenate([left[level], right[level]])
+        reached += len(level)
+    if reached != nodes:
+        return f"{nodes - reached} nodes form a cycle unreachable from any root"
+    return None
+
+
 class Walker:
     def __init__(self, left, right, feature, threshold, roots, n_features: int):
         self.left, self.right, self.feature, self.threshold, self.roots = left, right, feature, threshold, roots

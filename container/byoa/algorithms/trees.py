@@ -13,14 +13,16 @@ import numpy as np
 
 from ..cpus import available_cpus
 from ..data.blocks import Block, concat, gather
+from ..data.limits import MAX_FEATURES
 from ..errors import ConfigError, DataError, UserError
-from ..hyperparameters import AnyOf, Boolean, Integer, Options, Param, Real
+from ..hyperparameters import AnyOf, Boolean, Integer, Mapping, Options, Param, Real
+from ..model_io import ArraySpec, ModelFormatError
 from ..stats import metrics as M
 from ..stats import selection
 from ..stats.samples import nbytes
 from ..stats.selection import BinaryThreshold
 from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
-from .tree_walk import Walker
+from .tree_walk import Walker, forest_problem
 
 log = logging.getLogger("byoa.train")
 
@@ -88,10 +90,34 @@ class TreeEnsembleModel(BinaryThreshold, Model):
         selection = {**self.selection, "criterion": self.criterion, **self.targets, "f_beta": self.beta, "threshold": self.threshold}
         return arrays, {"predictor_type": self.predictor_type, "name": self.name, "selection": selection, "n_features": self.n_features}
 
+    artifact_arrays = {
+        **{k: ArraySpec("i", [("nodes",)]) for k in ("left", "right", "feature")},
+        "split_threshold": ArraySpec("f", [("nodes",)]),
+        "value": ArraySpec("f", [("nodes", "outputs")]),
+        "roots": ArraySpec("i", [("trees",)]),
+        "classes": ArraySpec("f", [("classes",), (0,)]),  # none for a regressor
+    }
+    artifact_meta = {"name": Options(("decision-tree", "random-forest")), "predictor_type": Options(("classifier", "regressor")),
+                     "n_features": Integer(1, MAX_FEATURES), "selection": Mapping(selection.SELECTION_META)}
+
+    @classmethod
+    def check(cls, arrays, meta, dims, owner):
+        classes = arrays["classes"]
+        if meta["predictor_type"] == "classifier":
+            good = len(classes) == dims["outputs"] >= 1 and (np.diff(classes) > 0).all()
+        else:
+            good = len(classes) == 0 and dims["outputs"] == 1
+        if not good:
+            raise ModelFormatError(f"the {owner} model's classes {classes[:5].tolist()} and leaf values of width {dims['outputs']} do not "
+                                   f"fit predictor_type={meta['predictor_type']} (classes: sorted, one value column each)")
+        problem = forest_problem(arrays["left"], arrays["right"], arrays["feature"], arrays["roots"], meta["n_features"])
+        if problem:
+            raise ModelFormatError(f"the {owner} model's trees are not trees: {problem}")
+
     @classmethod
     def from_artifacts(cls, arrays, meta):
         nodes = (arrays[k] for k in ("left", "right", "feature", "split_threshold", "value", "roots", "classes"))
-        return cls(meta["name"], meta["predictor_type"], *nodes, meta.get("selection"), meta.get("n_features"))
+        return cls(meta["name"], meta["predictor_type"], *nodes, meta["selection"], meta["n_features"])
 
 
 class _TreeEvaluator(Evaluator):
@@ -175,6 +201,11 @@ def join_forests(parts: list[tuple[dict, dict]]) -> tuple[dict, dict]:
 
 class _TreeAlgorithm(Algorithm):
     in_memory = True
+    width_costs = "scikit-learn's per-feature work arrays, one set per tree grown at once"
+
+    @classmethod
+    def working_bytes(cls, hp, n_features):
+        return 32 * n_features * (available_cpus() if cls.name == "random-forest" else 1)
     metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
     model_class = TreeEnsembleModel
     common = [
@@ -229,6 +260,9 @@ class _TreeAlgorithm(Algorithm):
     def grow(self, block: Block, n_trees: int, seed: int) -> tuple[dict, dict]:
         """Trees fitted on ``block`` (scikit-learn), as the artifacts of a TreeEnsembleModel."""
         y = require_labels(block, "train")
+        if self.hp["predictor_type"] == "classifier" and (bad := y[y != np.round(y)]).size:
+            raise DataError(f"channel 'train': predictor_type=classifier needs whole-number class labels; found {bad[0]:g} "
+                            "(for a numeric target, use predictor_type=regressor)")
         log.info("%s: fitting %d tree%s on %d records x %d features in memory", self.name, n_trees, "s" * (n_trees > 1),
                  len(block), block.n_features)
         est = self.estimator(n_trees, seed)

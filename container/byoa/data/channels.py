@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ConfigError, DataError
-from . import media, recordio
+from ..errors import ConfigError, DataError, shown
+from . import limits, media, recordio
 from .blocks import Block, first_non_finite, gather
 from .csv_codec import CsvDecoder
+from .limits import MAX_FEATURES
 from .protobuf_codec import RecordIOProtobufDecoder
 from .sources import channel_files, fifo_chunks, file_chunks
 
@@ -67,15 +68,24 @@ class ChannelSpec:
 
 
 class FeatureCheck:
-    """Every record of every channel must have the same feature count: ``feature_dim``
-    when the algorithm declares it, else the first one seen."""
+    """Every record of every channel must have the same feature count: ``feature_dim`` when the algorithm declares
+    it, else the first one seen; and no more than ``max_features``, the most the algorithm can train on within
+    ``limits.model_bytes`` (``why`` says what grows with the width)."""
 
-    def __init__(self, expected: int | None):
-        self.expected = expected
+    def __init__(self, expected: int | None, max_features: int = MAX_FEATURES, why: str = ""):
+        self.expected, self.max_features, self.why = expected, max_features, why
         self.source = "feature_dim" if expected is not None else ""
+        if expected is not None and expected > max_features:
+            raise ConfigError(self._too_wide("feature_dim", expected))
+
+    def _too_wide(self, what: str, width: int) -> str:
+        return (f"{what} has {width:,} features; training can take at most {self.max_features:,} within "
+                f"TRAIN_MAX_MODEL_MB={limits.model_bytes() // 1_000_000} ({self.why}). Is the (sparse) shape right?")
 
     def __call__(self, block: Block, where: str, first_record: int) -> None:
         width = block.n_features
+        if width > self.max_features:
+            raise DataError(self._too_wide(f"{where}: record {first_record}", width))
         if self.expected is None:
             self.expected, self.source = width, f"the first records ({where})"
         elif width != self.expected:
@@ -97,7 +107,7 @@ class Channel:
 
     def __post_init__(self):
         if self.spec.mode == "File":
-            self.files = channel_files(self.data_dir / self.spec.name)
+            self.files = channel_files(self.data_dir / self.spec.name, self.data_dir)
 
     @property
     def name(self) -> str:
@@ -111,7 +121,7 @@ class Channel:
             else f"FIFOs {self.data_dir / self.spec.name}_<epoch>"
         )
         wrapper = ", record wrapper=RecordIO (one record per S3 object)" if self.spec.record_wrapper == "RecordIO" else ""
-        return f"{self.name}: mode={self.spec.mode}, content type={ct}, distribution={self.spec.distribution}{wrapper}, {where}"
+        return f"{shown(self.name)}: mode={self.spec.mode}, content type={ct}, distribution={shown(self.spec.distribution)}{wrapper}, {where}"
 
     def _default_note(self) -> str:
         if self.spec.mode == "Pipe":
@@ -129,9 +139,9 @@ class Channel:
         """(where, media type, byte chunks) per source; with a RecordIO wrapper, per wrapped S3 object."""
         if self.spec.mode == "Pipe":
             fifo = self.data_dir / f"{self.name}_{epoch}"
-            streams = [(f"FIFO {fifo}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout))]
+            streams = [(f"FIFO {shown(fifo)}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout))]
         else:
-            streams = ((str(path), self._media_for(path), file_chunks(path)) for path in self.files)
+            streams = ((shown(path), self._media_for(path), file_chunks(path)) for path in self.files)
         for where, kind, chunks in streams:
             if self.spec.record_wrapper != "RecordIO":
                 yield where, kind, chunks

@@ -11,11 +11,12 @@ import warnings
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, shown
 from .blocks import Block
+from .limits import csv_line_bytes
 
 
-def _line_problem(line: bytes, width: int | None) -> str | None:
+def _line_problem(line: bytes, width: int | None, quote: bool) -> str | None:
     fields = line.decode("utf-8", errors="replace").strip().split(",")
     if width is not None and len(fields) != width:
         return f"has {len(fields)} columns, expected {width} like the lines before it"
@@ -23,14 +24,16 @@ def _line_problem(line: bytes, width: int | None) -> str | None:
         try:
             float(value)
         except ValueError:
-            return f"column {col}: {value.strip()[:40]!r} is not a number"
+            return f"column {col}: " + (f"{shown(value.strip()[:40])!r} is not a number" if quote else "not a number")
     return None
 
 
-def parse_rows(text: bytes, width: int | None = None, where: str = "request body", first_line: int = 1, offset: int = 0) -> np.ndarray:
+def parse_rows(text: bytes, width: int | None = None, where: str = "request body", first_line: int = 1, offset: int = 0,
+               quote: bool = True) -> np.ndarray:
     """All numeric rows in ``text`` as a float32 matrix; blank lines skipped.
 
-    Raises DataError naming line, byte offset and problem.
+    Raises DataError naming line, byte offset and problem; ``quote`` shows the bad value (a request's own data: yes;
+    a training file, which a link may have reached: no).
     """
     try:
         with warnings.catch_warnings():
@@ -43,7 +46,7 @@ def parse_rows(text: bytes, width: int | None = None, where: str = "request body
     line_no, pos = first_line, 0
     for line in text.splitlines(keepends=True):
         if line.strip():
-            problem = _line_problem(line, width)
+            problem = _line_problem(line, width, quote)
             if problem:
                 raise DataError(f"line {line_no} (byte {offset + pos}) of {where} {problem}")
             if width is None:
@@ -59,6 +62,7 @@ class CsvDecoder:
     def __init__(self, where: str, label_size: int = 1):
         self.where = where
         self.label_size = label_size
+        self.max_line = csv_line_bytes()
         self._tail = b""
         self._offset = 0
         self._line = 1
@@ -69,14 +73,18 @@ class CsvDecoder:
         buf = self._tail + chunk if self._tail else chunk
         cut = buf.rfind(b"\n") + 1
         self._tail = buf[cut:]
-        return self._decode(buf[:cut]) if cut else []
+        blocks = self._decode(buf[:cut]) if cut else []
+        if len(self._tail) > self.max_line:
+            raise DataError(f"line {self._line} (byte {self._offset}) of {self.where} runs past {self.max_line / 1e6:g} MB without "
+                            "a line end: not CSV? (the limit is TRAIN_CSV_MAX_LINE_MB)")
+        return blocks
 
     def finish(self) -> list[Block]:
         tail, self._tail = self._tail, b""
         return self._decode(tail) if tail.strip() else []
 
     def _decode(self, text: bytes) -> list[Block]:
-        rows = parse_rows(text, self.width, self.where, self._line, self._offset)
+        rows = parse_rows(text, self.width, self.where, self._line, self._offset, quote=False)
         self._line += text.count(b"\n")
         self._offset += len(text)
         if rows.size == 0:

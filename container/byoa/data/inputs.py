@@ -14,8 +14,9 @@ from ..paths import Paths
 TRAIN_CHANNELS = ("train", "training")
 
 
-def read_inputs(paths: Paths, feature_dim: int | None) -> tuple[dict[str, Channel], dict, list[str]]:
-    """(channels by name, role -> channel or None, names of channels no role uses)."""
+def read_inputs(paths: Paths, check: FeatureCheck) -> tuple[dict[str, Channel], dict, list[str]]:
+    """(channels by name, role -> channel or None, names of channels no role uses); ``check`` judges every
+    channel's record width."""
     data_config = paths.read_json("inputdataconfig.json", required=False, default={}) or {}
     if not isinstance(data_config, dict):
         raise ConfigError("inputdataconfig.json must hold a JSON object of channels")
@@ -28,7 +29,6 @@ def read_inputs(paths: Paths, feature_dim: int | None) -> tuple[dict[str, Channe
         )
     roles = {"train": channels[train_name], "validation": channels.get("validation"), "test": channels.get("test")}
     unused = sorted(set(channels) - {train_name, "validation", "test"})
-    check = FeatureCheck(feature_dim)
     for channel in channels.values():
         channel.feature_check = check
     return channels, roles, unused

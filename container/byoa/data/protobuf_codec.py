@@ -24,6 +24,7 @@ from ..errors import DataError
 from . import recordio
 from .blocks import Block
 from .byoa_record_pb2 import Record
+from .limits import MAX_FEATURES, record_bytes
 
 # Wire tags of the schema (field number << 3 | wire type 2).
 TAG_FEATURES, TAG_LABEL = 0x0A, 0x12
@@ -86,7 +87,7 @@ def _encode_uniform(X, y) -> bytes:
     if n == 0:
         return b""
     first = b"".join(recordio.encode(r.SerializeToString()) for r in _records(X[:1], None if y is None else y[:1]))
-    layout = _probe(first, 0)
+    layout = _probe(first, 0, recordio.LENGTH_MASK)
     out = np.tile(np.frombuffer(first, np.uint8), n).reshape(n, len(first))
     X = np.ascontiguousarray(X, dtype=X.dtype.newbyteorder("<"))
     out[:, layout.feat_off : layout.feat_off + layout.feat_len] = X.view(np.uint8).reshape(n, -1)
@@ -123,12 +124,12 @@ def _varint(buf, pos: int, end: int) -> tuple[int, int]:
     raise ValueError("bad varint")
 
 
-def _probe(buf, pos: int) -> Optional[_Layout]:
+def _probe(buf, pos: int, max_length: int) -> Optional[_Layout]:
     """The layout of the whole record at ``pos`` if it is a plain dense one, else None.
 
     Raises recordio.Incomplete if the buffer ends inside the record.
     """
-    frame = recordio.whole_record_at(buf, pos)
+    frame = recordio.whole_record_at(buf, pos, max_length)
     if frame is None:
         return None
     length, stride = frame
@@ -295,7 +296,7 @@ def _gather(arr: np.ndarray, *regions: tuple[np.ndarray, np.ndarray]) -> list[np
 
 
 def _decode_varints(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All varints in the bytes ``b``: (values, index of each value's last byte).
+    """All varints in the bytes ``b``: (values, index of each value's last byte); uint64 wraps as protobuf's does.
 
     Values are int32 when every varint has at most 4 bytes (< 2**28, the usual column
     indices: half the memory traffic of int64), uint64 otherwise.
@@ -305,8 +306,8 @@ def _decode_varints(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return b.astype(np.int32), last
     lengths = np.diff(last, prepend=-1)
     longest = int(lengths.max())
-    if longest > 9:
-        raise ValueError("varint longer than 9 bytes")
+    if longest > 10:
+        raise ValueError("varint longer than 10 bytes")
     dtype = np.int32 if longest <= 4 else np.uint64
     value = b[last].astype(dtype)
     for k in range(1, longest):  # from the most significant group down
@@ -333,7 +334,7 @@ def parse_record(payload: bytes):
     except DecodeError as exc:
         raise ValueError(f"is not a valid protobuf Record ({exc})") from None
     if "values" not in record.features:
-        raise ValueError(f"has no features['values'] (feature keys: {sorted(record.features) or 'none'})")
+        raise ValueError("has no features['values']")
     tensor = _tensor_of(record.features["values"], "features['values']")
     values = np.asarray(tensor.values, dtype=np.float32)
     label = np.nan
@@ -345,11 +346,16 @@ def parse_record(payload: bytes):
             label = float(lab[0])
     if len(tensor.shape):
         if len(tensor.shape) != 1:
-            raise ValueError(f"sparse shape {list(tensor.shape)} is not one-dimensional")
-        keys = np.asarray(tensor.keys, dtype=np.int64)
+            raise ValueError(f"sparse shape {list(tensor.shape)[:4]} is not one-dimensional")
+        width = int(tensor.shape[0])
+        if width > MAX_FEATURES:
+            raise ValueError(f"has a sparse shape [{width}] beyond {MAX_FEATURES:,} features")
+        keys = np.asarray(tensor.keys, dtype=np.uint64)
         if len(keys) != len(values):
             raise ValueError(f"sparse tensor has {len(keys)} keys but {len(values)} values")
-        return None, (keys, values, int(tensor.shape[0])), label
+        if len(keys) and int(keys.max()) >= width:
+            raise ValueError(f"has a key >= its shape [{width}]")
+        return None, (keys.astype(np.int64), values, width), label
     if len(tensor.keys):
         raise ValueError("has keys but no shape")
     return values, None, label
@@ -366,7 +372,7 @@ class RecordIOProtobufDecoder:
 
     def __init__(self, where: str):
         self.where = where
-        self.framer = recordio.Framer(where)
+        self.framer = recordio.Framer(where, record_bytes())
         self._tail = b""
         self._offset = 0  # absolute offset of _tail[0]
         self.records = 0
@@ -394,7 +400,7 @@ class RecordIOProtobufDecoder:
         while pos < len(buf):
             if not self.framer.in_multipart:
                 try:
-                    layout = _probe(buf, pos)
+                    layout = _probe(buf, pos, self.framer.max_length)
                 except recordio.Incomplete:
                     break
                 n = _count_uniform(arr, pos, layout) if layout is not None else 0
@@ -445,14 +451,18 @@ class RecordIOProtobufDecoder:
         # One label value per record: a float of its size, or one non-negative int32 varint.
         lab_size = np.where(lab_tag == TAG_F64, 8, np.where(lab_tag == TAG_I32, 1, 4))
         ok &= ~lab | (lab_vals[1] == 0) | ((lab_vals[1] == lab_size) & ((lab_tag != TAG_I32) | (_at(arr, lab_vals[0]) < 0x80)))
-        kind = np.where(ok, (shape[1] > 0) + 3 * is64, -1)
+        # Sparse: one width, a varint of at most 5 bytes; keys without a shape, or longer shapes: the general path.
+        sparse = shape[1] > 0
+        ncols, shape_end, _ = _vvarint(arr, shape[0], sparse)
+        ok &= np.where(sparse, shape_end == shape[0] + shape[1], keys[1] == 0)
+        kind = np.where(ok, sparse + 3 * is64, -1)
         cuts = np.flatnonzero(np.diff(kind)) + 1
         bounds = [0, *cuts.tolist(), n]
         blocks = []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             k = int(kind[lo])
             if k < 0:
-                blocks.append(self._general(buf, start, length, offsets, slow, lo, hi))
+                blocks += self._general(buf, start, length, offsets, slow, lo, hi)
                 continue
             sl = slice(lo, hi)
             dtype = _DTYPES[TAG_F64 if k >= 3 else TAG_F32]
@@ -461,9 +471,9 @@ class RecordIOProtobufDecoder:
             values = value_bytes.view(dtype).astype(np.float32, copy=False)
             counts = vals[1][sl] // dtype.itemsize
             if k % 3 == 0:
-                blocks.append(Block(self._dense(values, counts, offsets, lo), y))
+                blocks += _split(values, counts, counts, y)
             else:
-                blocks.append(Block(self._sparse(arr, values, key_bytes, counts, keys, shape, offsets, lo, hi), y))
+                blocks += _split(self._sparse(values, key_bytes, counts, keys[1][sl], ncols[sl], offsets, lo), counts, ncols[sl], y)
         self.records += n
         return blocks
 
@@ -481,29 +491,19 @@ class RecordIOProtobufDecoder:
         y[sel] = arr[lstart[sel]]
         return y
 
-    def _dense(self, values, counts, offsets, lo):
-        width = int(counts[0])
-        if (counts != width).any():
-            bad = int(np.argmax(counts != width))
-            raise DataError(
-                f"{self._where(self.records + lo + bad, offsets[lo + bad])} has {counts[bad]} features, "
-                f"the records before it have {width}"
-            )
-        return values.reshape(len(counts), width)
-
-    def _sparse(self, arr, values, key_bytes, counts, keys, shape, offsets, lo, hi):
-        sl = slice(lo, hi)
-        ncols, shape_end, _ = _vvarint(arr, shape[0][sl], np.ones(hi - lo, bool))
-        width = int(ncols[0])
-        bad_shape = (ncols != width) | (shape_end != shape[0][sl] + shape[1][sl])
-        if bad_shape.any():
-            bad = int(np.argmax(bad_shape))
-            raise DataError(
-                f"{self._where(self.records + lo + bad, offsets[lo + bad])} has a sparse shape that differs "
-                f"from the records before it ([{width}])"
-            )
-        key_values, key_last = _decode_varints(key_bytes)
-        ends = np.cumsum(keys[1][sl])
+    def _sparse(self, values, key_bytes, counts, key_lengths, ncols, offsets, lo):
+        """All records of the run in one CSR matrix as wide as the widest; ``_split`` cuts it where widths change."""
+        if (ncols > MAX_FEATURES).any():
+            bad = int(np.argmax(ncols > MAX_FEATURES))
+            raise DataError(f"{self._where(self.records + lo + bad, offsets[lo + bad])} has a sparse shape [{int(ncols[bad])}] "
+                            f"beyond {MAX_FEATURES:,} features")
+        width = int(ncols.max())
+        try:
+            key_values, key_last = _decode_varints(key_bytes)
+        except ValueError:
+            raise DataError(f"the sparse keys of records {self.records + lo}..{self.records + lo + len(counts) - 1} of {self.where} "
+                            "hold a varint longer than 10 bytes") from None
+        ends = np.cumsum(key_lengths)
         key_counts = np.diff(np.searchsorted(key_last, ends - 1, side="right"), prepend=0)
         if (key_counts != counts).any():
             bad = int(np.argmax(key_counts != counts))
@@ -511,18 +511,19 @@ class RecordIOProtobufDecoder:
                 f"{self._where(self.records + lo + bad, offsets[lo + bad])} has {key_counts[bad]} keys "
                 f"but {counts[bad]} values"
             )
-        if len(key_values) and int(key_values.max()) >= width:
-            row = int(np.searchsorted(np.cumsum(counts), int(np.argmax(key_values >= width)), side="right"))
-            raise DataError(
-                f"{self._where(self.records + lo + row, offsets[lo + row])} has a key >= its shape [{width}]"
-            )
+        one_width = (ncols == width).all()
+        if len(key_values) and (int(key_values.max()) >= width or not one_width):
+            beyond = key_values >= (width if one_width else np.repeat(ncols, counts))
+            if beyond.any():
+                row = int(np.searchsorted(np.cumsum(counts), int(np.argmax(beyond)), side="right"))
+                raise DataError(f"{self._where(self.records + lo + row, offsets[lo + row])} has a key >= its shape [{int(ncols[row])}]")
         indptr = np.concatenate([[0], np.cumsum(counts)])
-        index_dtype = np.int32 if width < 2**31 and len(key_values) < 2**31 else np.int64
-        matrix = sp.csr_matrix((values, key_values.astype(index_dtype, copy=False), indptr.astype(index_dtype)), shape=(hi - lo, width))
+        index_dtype = np.int32 if len(key_values) < 2**31 else np.int64
+        matrix = sp.csr_matrix((values, key_values.astype(index_dtype, copy=False), indptr.astype(index_dtype)), shape=(len(counts), width))
         matrix.sum_duplicates()
         return matrix
 
-    def _general(self, buf, start, length, offsets, slow, lo, hi) -> Block:
+    def _general(self, buf, start, length, offsets, slow, lo, hi) -> list[Block]:
         dense, sparse_rows, labels = [], [], []
         for i in range(lo, hi):
             payload = slow.get(i)
@@ -536,21 +537,38 @@ class RecordIOProtobufDecoder:
             sparse_rows.append(sparse_row)
             labels.append(label)
         y = np.array(labels, np.float32)
-        y = None if np.isnan(y).all() else y
+        widths = np.array([len(v) if v is not None else r[2] for v, r in zip(dense, sparse_rows)])
         if all(r is None for r in sparse_rows):
-            return Block(self._dense(np.concatenate(dense), np.array([len(v) for v in dense]), offsets, lo), y)
-        widths = {r[2] for r in sparse_rows if r is not None} | {len(v) for v in dense if v is not None}
-        if len(widths) > 1:
-            raise DataError(f"records {self.records + lo}..{self.records + hi - 1} of {self.where} mix shapes {sorted(widths)}")
-        width = widths.pop()
-        rows = [r if r is not None else (np.arange(len(v)), v, width) for r, v in zip(sparse_rows, dense)]
-        indptr = np.concatenate([[0], np.cumsum([len(r[0]) for r in rows])])
+            return _split(np.concatenate(dense), widths, widths, None if np.isnan(y).all() else y)
+        rows = [r if r is not None else (np.arange(len(v)), v, len(v)) for r, v in zip(sparse_rows, dense)]
+        counts = np.array([len(r[0]) for r in rows])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
         matrix = sp.csr_matrix(
             (np.concatenate([r[1] for r in rows]).astype(np.float32), np.concatenate([r[0] for r in rows]).astype(np.int64), indptr),
-            shape=(len(rows), width),
+            shape=(len(rows), int(widths.max())),
         )
-        matrix.sum_duplicates()
-        return Block(matrix, y)
+        return _split(matrix, counts, widths, None if np.isnan(y).all() else y)
+
+
+def _split(X, counts: np.ndarray, widths: np.ndarray, y) -> list[Block]:
+    """Records of one run as Blocks of one width each: dense values (flat, ``counts`` per record) or a CSR matrix
+    (as wide as the widest record). Widths that change are the channel's to report, naming the file."""
+    cuts = np.flatnonzero(np.diff(widths)) + 1
+    if not len(cuts) and sp.issparse(X) and X.shape[1] == widths[0]:
+        return [Block(X, y)]
+    bounds = [0, *cuts.tolist(), len(widths)]
+    blocks = []
+    ends = np.concatenate([[0], np.cumsum(counts)])
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        width = int(widths[lo])
+        if sp.issparse(X):
+            ip = X.indptr[lo : hi + 1]
+            part = sp.csr_matrix((X.data[ip[0] : ip[-1]], X.indices[ip[0] : ip[-1]], ip - ip[0]), shape=(hi - lo, width))
+            part.sum_duplicates()
+        else:
+            part = X[ends[lo] : ends[hi]].reshape(hi - lo, width)
+        blocks.append(Block(part, None if y is None else y[lo:hi]))
+    return blocks
 
 
 def decode_bytes(data: bytes, where: str = "request body") -> list[Block]:

@@ -43,9 +43,12 @@ class Framer:
     absolute byte offset of the buffer's first byte in that source.
     """
 
-    def __init__(self, where: str):
+    def __init__(self, where: str, max_length: int | None = None):
+        """``max_length``: the largest record (parts joined) a reader accepts; None: the format's own bound (512 MB)."""
         self.where = where
+        self.max_length = max_length
         self._parts: list[bytes] = []
+        self._joined = 0
         self._part_start = 0
 
     def header(self, buf, pos: int, offset: int) -> tuple[int, int, int] | None:
@@ -55,10 +58,13 @@ class Framer:
         magic, lrec = HEADER.unpack_from(buf, pos)
         if magic != MAGIC:
             raise DataError(
-                f"corrupt RecordIO: bad magic 0x{magic:08X} (expected 0x{MAGIC:08X}) "
-                f"at byte {offset + pos} of {self.where}"
+                f"corrupt RecordIO: no record starts at byte {offset + pos} of {self.where} (its first 4 bytes are not the "
+                f"magic number 0x{MAGIC:08X}; is it RecordIO-protobuf? otherwise set the channel's ContentType)"
             )
         length = lrec & LENGTH_MASK
+        if self.max_length is not None and self._joined + length > self.max_length:
+            raise DataError(f"the RecordIO record at byte {offset + pos} of {self.where} claims {self._joined + length:,} bytes, more "
+                            f"than {self.max_length / 1e6:g} MB (the limit is TRAIN_MAX_RECORD_MB): damaged, or not RecordIO?")
         end = pos + 8 + padded(length)
         if end > len(buf):
             return None
@@ -78,14 +84,15 @@ class Framer:
         if flag == 0 and not self._parts:
             return payload
         if flag == 1 and not self._parts:
-            self._parts, self._part_start = [payload], where_byte
+            self._parts, self._part_start, self._joined = [payload], where_byte, len(payload)
             return None
         if flag == 2 and self._parts:
             self._parts.append(payload)
+            self._joined += len(payload) + 4
             return None
         if flag == 3 and self._parts:
             self._parts.append(payload)
-            joined, self._parts = MAGIC_BYTES.join(self._parts), []
+            joined, self._parts, self._joined = MAGIC_BYTES.join(self._parts), [], 0
             return joined
         raise DataError(
             f"corrupt RecordIO: continuation flag {flag} out of sequence at byte {where_byte} of {self.where}"
@@ -132,14 +139,16 @@ class Incomplete(Exception):
     """The buffer ends inside a record."""
 
 
-def whole_record_at(buf, pos: int) -> tuple[int, int] | None:
+def whole_record_at(buf, pos: int, max_length: int) -> tuple[int, int] | None:
     """(payload length, bytes to the next record) of a single-part record at ``pos``; None if the bytes
-    there are not one (bad magic, a multipart part: the ``Framer`` then says why). Raises ``Incomplete``
-    if the buffer ends inside it."""
+    there are not one (bad magic, a multipart part, a length past ``max_length``: the ``Framer`` then says
+    why). Raises ``Incomplete`` if the buffer ends inside it."""
     if pos + 8 > len(buf):
         raise Incomplete
     magic, lrec = HEADER.unpack_from(buf, pos)
     length = lrec & LENGTH_MASK
+    if length > max_length:
+        return None
     stride = 8 + padded(length)
     if pos + stride > len(buf):
         raise Incomplete

@@ -15,21 +15,55 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError, shown
+from .limits import GZIP_FLOOR, gzip_ratio
 
 CHUNK_SIZE = 8 << 20
 F_SETPIPE_SZ = 1031
 
 
-def channel_files(channel_dir: Path) -> list[Path]:
-    """All regular files under the channel folder, recursively, sorted; hidden ones skipped."""
+MAX_DEPTH = 32  # folders nested deeper than this in a channel are a mistake, not data
+
+
+def channel_files(channel_dir: Path, data_root: Path) -> list[Path]:
+    """All regular files under the channel folder, recursively, sorted; hidden ones skipped.
+
+    Links are followed, but each real folder and file is read once (by device and inode), so a link back to a
+    parent neither repeats the data nor loops. What a link reaches must lie inside the channel's folder or
+    elsewhere under the job's data folder (``data_root``): a channel never reads the rest of the machine.
+    """
     if not channel_dir.is_dir():
         return []
-    files = []
-    for root, dirs, names in os.walk(channel_dir, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        files.extend(Path(root, n) for n in names if not n.startswith("."))
-    return sorted(f for f in files if f.is_file())
+    real, root = channel_dir.resolve(), data_root.resolve()
+    if root.is_relative_to(real):
+        raise ConfigError(f"channel folder {shown(channel_dir)} is {shown(real)}, which holds the whole data folder {shown(root)}: "
+                          "it cannot be one channel")
+    seen, files = set(), []
+    stack = [(channel_dir, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        if depth > MAX_DEPTH:
+            raise DataError(f"{shown(folder)}: folders nested more than {MAX_DEPTH} deep in a channel")
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name, reverse=True):
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            target = path.resolve()
+            if not (target.is_relative_to(real) or target.is_relative_to(root)):
+                raise ConfigError(f"{shown(path)} leads to {shown(target)}, outside the channel's folder {shown(channel_dir)} "
+                                  f"and the data folder {shown(root)}: a channel reads only its own files")
+            if entry.is_dir():
+                stack.append((path, depth + 1))
+            elif entry.is_file():
+                info = entry.stat()
+                if (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    files.append(path)
+    return sorted(files)
 
 
 def _fill(read, size: int) -> bytes:
@@ -47,20 +81,26 @@ def _fill(read, size: int) -> bytes:
 
 
 def file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """The (decompressed, for ``.gz``) bytes of one file."""
-    if path.suffix == ".gz":
-        with open(path, "rb") as raw:
-            if raw.read(2) != b"\x1f\x8b":
-                raise DataError(f"{path} ends in .gz but is not gzip data")
-        opener = gzip.open
-    else:
-        opener = open
+    """The (decompressed, for ``.gz``) bytes of one file; a .gz that expands past ``limits.gzip_ratio`` fails at once."""
     try:
-        with opener(path, "rb") as f:
-            while chunk := f.read(chunk_size):
-                yield chunk
+        with open(path, "rb") as raw:
+            if path.suffix != ".gz":
+                while chunk := raw.read(chunk_size):
+                    yield chunk
+                return
+            if raw.read(2) != b"\x1f\x8b":
+                raise DataError(f"{shown(path)} ends in .gz but is not gzip data")
+            raw.seek(0)
+            ratio, out = gzip_ratio(), 0
+            with gzip.GzipFile(fileobj=raw) as f:
+                while chunk := f.read(chunk_size):
+                    out += len(chunk)
+                    if out > GZIP_FLOOR and out > ratio * raw.tell():
+                        raise DataError(f"{shown(path)} expands more than {ratio:g} times ({raw.tell():,} compressed bytes gave "
+                                        f"{out:,}): a damaged or crafted archive? (the limit is TRAIN_MAX_GZIP_RATIO)")
+                    yield chunk
     except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+        raise DataError(f"cannot read {shown(path)}: {exc}") from None
 
 
 def wait_for_path(path: Path, timeout: float) -> None:

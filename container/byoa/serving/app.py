@@ -19,6 +19,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ..data.blocks import first_non_finite
+from ..errors import shown
 from . import codecs
 from .codecs import ClientError
 
@@ -47,7 +48,11 @@ class Settings:
             raise ValueError(f"SAGEMAKER_MAX_PAYLOAD_IN_MB={payload} is above SageMaker's limit ({100 if batch else 6} MB"
                              f"{' in batch transform' if batch else ' for real-time endpoints; batch transform allows 100'})")
         accept = env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", codecs.JSON)
-        codecs.negotiate(accept, codecs.JSON)  # fails now, not on the first request
+        try:
+            codecs.negotiate(accept, codecs.JSON)  # fails now, not on the first request
+        except ClientError:
+            raise ValueError(f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='{shown(accept)}' is not a type this server answers in; "
+                             f"use one of: {', '.join(codecs.ENCODERS)}") from None
         return cls(workers, timeout, batch, payload, accept)
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from .. import npy
 from ..data import media
+from ..data.limits import MAX_FEATURES
 from ..data.media import CSV, JSON, JSONLINES, NPY
 from ..data.media import RECORDIO_PROTOBUF as PROTOBUF
 from ..errors import DataError
@@ -72,33 +75,46 @@ def _instance_row(instance, where: str):
     keys, values, shape = features["keys"], features["values"], features.get("shape")
     if not (isinstance(keys, list) and isinstance(values, list) and len(keys) == len(values)):
         raise bad_request(f"{where}: sparse 'keys' and 'values' must be lists of the same length")
-    if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and shape[0] > 0):
-        raise bad_request(f"{where}: a sparse instance needs 'shape': [number of features]")
+    if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and 0 < shape[0] <= MAX_FEATURES):
+        raise bad_request(f"{where}: a sparse instance needs 'shape': [number of features], at most {MAX_FEATURES:,}")
     return (keys, values, shape[0])
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _floats(values: list, what: str) -> np.ndarray:
+    """JSON numbers as float32; integers too wide even for float64 are the client's mistake, not an OverflowError."""
+    try:
+        return np.array(values, dtype=np.float64).astype(np.float32)
+    except OverflowError:
+        raise bad_request(f"{what} holds an integer beyond the range of floating point numbers") from None
 
 
 def _rows_to_matrix(rows: list, what: str):
     """Dense rows (lists) and sparse rows ((keys, values, width)) -> float32 array or CSR matrix."""
     if not rows:
         raise bad_request(f"{what} holds no instances")
-    sparse = any(isinstance(r, tuple) for r in rows)
-    if not sparse:
-        width = len(rows[0]) if isinstance(rows[0], list) else -1
+    for i, r in enumerate(rows):
+        if not isinstance(r, (list, tuple)):
+            raise bad_request(f"{what}: instance {i} is {type(r).__name__}, not a list of numbers")
+    if not any(isinstance(r, tuple) for r in rows):
+        width = len(rows[0])
         for i, r in enumerate(rows):
-            if not isinstance(r, list) or len(r) != width or width == 0:
-                got = f"{len(r)} values" if isinstance(r, list) else type(r).__name__
-                raise bad_request(f"{what}: instance {i} has {got}, instance 0 has {width}; every instance needs the same number of features")
+            if len(r) != width or width == 0:
+                raise bad_request(f"{what}: instance {i} has {len(r)} values, instance 0 has {width}; every instance needs the same number of features")
         try:
             array = np.array(rows)
         except (TypeError, ValueError):
-            array = np.array(rows, dtype=object)
-        if array.dtype.kind in "iuf" and array.ndim == 2:
+            array = None  # nested lists of uneven depth: the scan below names the value
+        if array is not None and array.dtype.kind in "iuf" and array.ndim == 2:
             return array.astype(np.float32)
         for i, r in enumerate(rows):
             for j, v in enumerate(r):
-                if not isinstance(v, (int, float)) or isinstance(v, bool):
-                    raise bad_request(f"{what}: instance {i}, feature {j}: {json.dumps(v)[:40]} is not a number")
-        raise bad_request(f"{what} could not be read as numbers")
+                if not _number(v):
+                    raise bad_request(f"{what}: instance {i}, feature {j}: {_shown_json(v)} is not a number")
+        return _floats(rows, what)  # integers beyond 64 bits
     import scipy.sparse as sp
 
     width = max(r[2] if isinstance(r, tuple) else len(r) for r in rows)
@@ -108,23 +124,36 @@ def _rows_to_matrix(rows: list, what: str):
         limit = r[2] if isinstance(r, tuple) else len(r)
         for k in keys:
             if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < limit:
-                raise bad_request(f"{what}: instance {i}: key {json.dumps(k)[:40]} is not an index in [0, {limit})")
+                raise bad_request(f"{what}: instance {i}: key {_shown_json(k)} is not an index in [0, {limit})")
         for v in vals:
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise bad_request(f"{what}: instance {i}: {json.dumps(v)[:40]} is not a number")
+            if not _number(v):
+                raise bad_request(f"{what}: instance {i}: {_shown_json(v)} is not a number")
         indices += keys
         values += vals
         indptr.append(len(indices))
-    matrix = sp.csr_matrix((np.array(values, np.float32), np.array(indices, np.int64), np.array(indptr)), shape=(len(rows), width))
+    matrix = sp.csr_matrix((_floats(values, what), np.array(indices, np.int64), np.array(indptr)), shape=(len(rows), width))
     matrix.sum_duplicates()
     return matrix
+
+
+def _shown_json(v) -> str:
+    """A value from the request, short, for an error message (it may be a huge number or a deep structure)."""
+    try:
+        text = json.dumps(v)
+    except (ValueError, RecursionError):
+        text = type(v).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _load_json(text: bytes, where: str):
     try:
         return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"{where} is not valid JSON: {exc}") from None
+    except ValueError:  # Python's guard against quadratic int parsing
+        raise bad_request(f"{where} holds an integer of more than {sys.get_int_max_str_digits()} digits") from None
+    except RecursionError:
+        raise bad_request(f"{where} nests arrays or objects too deeply (an instance is a list of numbers)") from None
 
 
 def _json(body: bytes, kind):
@@ -164,18 +193,22 @@ def _protobuf(body: bytes, kind):
         raise bad_request(str(exc)) from None
     if not blocks:
         raise bad_request("the RecordIO-protobuf body holds no records")
+    first = 0
+    for block in blocks:
+        if block.n_features != blocks[0].n_features:
+            raise bad_request(f"record {first} of the RecordIO-protobuf body has {block.n_features} features, "
+                              f"the records before it have {blocks[0].n_features}")
+        first += len(block)
     return concat(blocks).X
 
 
 def _npy(body: bytes, kind) -> np.ndarray:
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
-    except Exception as exc:  # a damaged header fails in many ways (ValueError, SyntaxError, ...): all the client's
-        raise bad_request(f"the body is not a .npy array (object arrays are refused): {type(exc).__name__}: {exc}"[:500]) from None
-    if not isinstance(array, np.ndarray) or array.ndim not in (1, 2) or array.size == 0:
-        raise bad_request(f"the .npy array must be 1-D (one record) or 2-D (records x features), not empty; got shape {getattr(array, 'shape', '?')}")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
-        raise bad_request(f"the .npy array has dtype {array.dtype}; a real numeric dtype is needed")
+        array = npy.read(io.BytesIO(body), len(body))
+    except npy.NpyError as exc:
+        raise bad_request(f"the body is not a .npy array this server reads: {exc}") from None
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise bad_request(f"the .npy array must be 1-D (one record) or 2-D (records x features), not empty; got shape {array.shape}")
     return np.atleast_2d(array).astype(np.float32)
 
 

@@ -24,6 +24,9 @@ PARAMS = [
     Param("target_precision", Real(0, 1), 0.8, "for recall_at_target_precision"),
     Param("f_beta", Real(0, low_open=True), 1.0, "beta of the F-beta metric and criterion"),
 ]
+# A model's stored choice (its manifest's meta): what ``BinaryThreshold`` models read back.
+SELECTION_META = {"criterion": Options(CRITERIA), "target_recall": Real(0, 1), "target_precision": Real(0, 1),
+                  "f_beta": Real(0, low_open=True), "threshold": Real(0, 1)}
 
 
 def choose_threshold(acc: M.BinaryAccumulator, criterion: str, targets: dict, beta: float, warn: bool = True) -> tuple[float, dict]:

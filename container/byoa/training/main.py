@@ -25,7 +25,7 @@ from ..distributed.cluster import ClusterSpec, follow
 from ..engine.checkpoints import Checkpoints
 from ..engine.executor import job_executor
 from ..engine.kfold import cross_validate
-from ..errors import ConfigError, TrainingStopped, UserError
+from ..errors import ConfigError, TrainingStopped, UserError, shown
 from ..evaluation import plots
 from ..evaluation import report as evaluation_report
 from ..hyperparameters import decode, parse
@@ -56,12 +56,14 @@ def phase(name: str, timings: dict):
 
 def choose_algorithm(raw: dict) -> str:
     chosen = decode(raw.pop("algorithm", "")) or os.environ.get("SAGEMAKER_ALGORITHM", "")
+    if not isinstance(chosen, str):
+        raise ConfigError(f"the 'algorithm' hyperparameter must be one name; got a {type(chosen).__name__}: {shown(chosen)}")
     if not chosen:
         raise ConfigError(
             f"no algorithm chosen: set the 'algorithm' hyperparameter or SAGEMAKER_ALGORITHM; one of: {', '.join(ALGORITHMS)}"
         )
     if chosen not in ALGORITHMS:
-        raise ConfigError(f"unknown algorithm '{chosen}'; known: {', '.join(ALGORITHMS)}")
+        raise ConfigError(f"unknown algorithm '{shown(chosen)}'; known: {', '.join(ALGORITHMS)}")
     return chosen
 
 
@@ -110,8 +112,7 @@ def train(paths: Paths) -> None:
         if spec is not None and hp["k_fold"]:
             raise ConfigError(f"k_fold={hp['k_fold']} runs on one instance: with {len(hosts)} hosts, use k_fold=0 "
                               "(the held-out test split still applies) or instance_count=1")
-        feature_dim = hp.get("feature_dim")
-        channels, _, unused = read_inputs(paths, feature_dim if isinstance(feature_dim, int) else None)
+        channels, _, unused = read_inputs(paths, algo_cls.feature_check(hp))
         folder = _checkpoint_folder(paths)
         checkpoints = None
         if folder and algo_cls.checkpoints:
@@ -123,9 +124,9 @@ def train(paths: Paths) -> None:
         log.info("byoa %s: training %s on host %s", __version__, algorithm, host)
         log.info("hyperparameters: %s", json.dumps(hp, default=str, sort_keys=True))
         for name, value in sorted(parsed.ignored.items()):
-            log.info("hyperparameter %s=%s is accepted but has no effect in this image", name, value)
+            log.info("hyperparameter %s=%s is accepted but has no effect in this image", name, shown(value))
         for name, value in sorted(parsed.platform.items()):
-            log.info("platform hyperparameter %s=%s noted", name, value)
+            log.info("platform hyperparameter %s=%s noted", shown(name), shown(value))
         if unused:
             log.warning("channels %s are not used by %s", unused, algorithm)
         if checkpoints:
