@@ -33,12 +33,13 @@ if ! podman image exists localhost/debian:bookworm || [ ! -f "$base_tar" ]; then
   if [ ! -f "$base_tar" ]; then
     log "debootstrap bookworm (minbase) -> $base_tar"
     root=$(mktemp -d)
-    debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/dev/null
-    cat > "$root/etc/apt/sources.list" <<'SRC'
-deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
-SRC
+    # The mirrors this machine's apt uses, whatever its configuration format: apt-cache policy lists each
+    # archive as "500 <uri> <suite>/main amd64 Packages". No mirror is named in the repository.
+    sources=$(apt-cache policy | awk '$NF == "Packages" && $3 ~ /^bookworm[-a-z]*\/main$/ { split($3, s, "/"); print "deb " $2 " " s[1] " main" }' | sort -u)
+    mirror=$(awk '$3 == "bookworm" { print $2; exit }' <<<"$sources")
+    [ -n "$mirror" ] || { log "this machine's apt has no bookworm main archive to debootstrap from"; exit 1; }
+    debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
+    printf '%s\n' "$sources" > "$root/etc/apt/sources.list"
     # Where TLS is intercepted, pip inside the build needs the host's extra CAs (installed by the
     # image's ca-certificates package from /usr/local/share/ca-certificates) and to use that bundle.
     if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
@@ -58,7 +59,11 @@ fi
 
 log "podman build"
 podman build -q --network host --build-arg BASE_IMAGE=localhost/debian:bookworm -t "$image" . >/dev/null
-log "image size: $(podman image inspect "$image" --format '{{.Size}}' | awk '{printf "%.0f MB", $1 / 1e6}')"
+size=$(podman image inspect "$image" --format '{{.Size}}')
+base_size=$(podman image inspect localhost/debian:bookworm --format '{{.Size}}')
+added=$(( (size - base_size) / 1000000 ))
+log "image size: $(( size / 1000000 )) MB, of which $added MB on top of the base (bound: 475 MB)"
+[ "$added" -le 475 ] || { log "the image adds $added MB to its base, more than 475 MB"; exit 1; }
 
 export CONTAINER_CLI=podman
 cleanup() { podman rm -f --ignore byoa-ci-serve byoa-ci-isolated >/dev/null 2>&1 || true; }

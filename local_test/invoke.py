@@ -12,13 +12,19 @@ import urllib.request
 
 
 def call(url: str, body: bytes | None = None, content_type: str | None = None, accept: str | None = None) -> tuple[int, bytes]:
+    status, reply, _ = call_typed(url, body, content_type, accept)
+    return status, reply
+
+
+def call_typed(url: str, body: bytes | None = None, content_type: str | None = None, accept: str | None = None) -> tuple[int, bytes, str]:
+    """(status, body, the reply's Content-Type)."""
     headers = {k: v for k, v in (("Content-Type", content_type), ("Accept", accept)) if v}
     request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
     try:
         with urllib.request.urlopen(request, timeout=60) as reply:
-            return reply.status, reply.read()
+            return reply.status, reply.read(), reply.headers.get("Content-Type", "")
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
+        return error.code, error.read(), error.headers.get("Content-Type", "")
 
 
 def main(argv: list[str]) -> int:
