@@ -211,3 +211,13 @@ def test_a_crafted_model_is_refused_or_predicts_like_the_reference(case, trained
 
     check()
     assert seen["refused"] and seen["loaded"], seen  # the strategies reach both outcomes
+
+
+def test_every_algorithm_declares_its_artifacts_and_is_fuzzed():
+    """A new algorithm's model must say what its artifacts are (serve refuses anything else), and have a MODELS case."""
+    fuzzed = {hp["algorithm"] for _, hp in MODELS.values()}
+    for name, algorithm in ALGORITHMS.items():
+        assert algorithm.model_class.artifact_arrays, name
+        assert name in fuzzed, f"add a {name} case to MODELS in tests/conftest.py"
+        assert name in REFERENCES, f"add a reference evaluator for {name} (or None) to REFERENCES"
+
