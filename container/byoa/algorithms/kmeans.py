@@ -181,16 +181,19 @@ class KMeansAlgorithm(Algorithm):
 
     width_costs = "dense centres, the kmeans++ pool and the silhouette sample"
 
+    @staticmethod
+    def streaming_centers(hp) -> int:
+        """How many centres the mini-batch phase keeps: k x extra_center_factor (auto: 4)."""
+        factor = hp["extra_center_factor"]
+        return hp["k"] * (4 if factor == "auto" else factor)
+
     @classmethod
     def working_bytes(cls, hp, n_features):
-        factor = hp["extra_center_factor"]
-        centers = hp["k"] * (4 if factor == "auto" else factor)
-        return 8 * n_features * (centers * (INIT_POOL_FACTOR + 3) + SILHOUETTE_SAMPLE)
+        return 8 * n_features * (cls.streaming_centers(hp) * (INIT_POOL_FACTOR + 3) + SILHOUETTE_SAMPLE)
 
     def __init__(self, hp, ctx=QUIET, count=1, index=0):
         super().__init__(hp, ctx, count, index)
-        factor = hp["extra_center_factor"]
-        self.n_centers = hp["k"] * (4 if factor == "auto" else factor)
+        self.n_centers = self.streaming_centers(hp)
         self.centers: np.ndarray | None = None
         self.counts: np.ndarray | None = None
         self.msd: float | None = None  # running mean squared distance to the closest centre

@@ -373,7 +373,7 @@ class LinearModel(BinaryThreshold, Model):
     @classmethod
     def check(cls, arrays, meta, dims, owner):
         multiclass = meta["predictor_type"] == "multiclass_classifier"
-        if (dims["outputs"] >= 3) != multiclass or (not multiclass and dims["outputs"] != 1):
+        if (dims["outputs"] < 3) if multiclass else (dims["outputs"] != 1):
             raise ModelFormatError(f"the {owner} model has {dims['outputs']} outputs, which predictor_type={meta['predictor_type']} "
                                    "cannot have (1, or one per class for 3 classes or more)")
         if not (arrays["scale"] > 0).all():

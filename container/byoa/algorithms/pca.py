@@ -128,11 +128,15 @@ class PCAAlgorithm(Algorithm):
 
     width_costs = "the d x d second moment (regular) or the d x sketch matrices (randomized), and their decomposition"
 
+    @staticmethod
+    def sketch_width(hp, n_features: int) -> int:
+        """Columns of the randomized sketch: num_components plus the oversampling, at most the features."""
+        extra = hp["extra_components"]
+        return min(n_features, hp["num_components"] + (max(10, hp["num_components"]) if extra < 0 else extra))
+
     @classmethod
     def working_bytes(cls, hp, n_features):
-        extra = hp["extra_components"]
-        sketch = hp["num_components"] + (max(10, hp["num_components"]) if extra < 0 else extra)
-        return 8 * 4 * n_features * (min(n_features, sketch) if hp["algorithm_mode"] == "randomized" else n_features)
+        return 8 * 4 * n_features * (cls.sketch_width(hp, n_features) if hp["algorithm_mode"] == "randomized" else n_features)
 
     def __init__(self, hp, ctx=QUIET, count=1, index=0):
         super().__init__(hp, ctx, count, index)
@@ -141,9 +145,7 @@ class PCAAlgorithm(Algorithm):
         d = hp["feature_dim"]
         self.omega = None
         if hp["algorithm_mode"] == "randomized":
-            extra = hp["extra_components"]
-            width = min(d, hp["num_components"] + (max(10, hp["num_components"]) if extra < 0 else extra))
-            self.omega = self.rng.standard_normal((d, width))  # the same on every host: drawn from the seed first
+            self.omega = self.rng.standard_normal((d, self.sketch_width(hp, d)))  # the same on every host: drawn from the seed first
         self.moments: Moments | None = None
 
     # --- the reduction: one pass, moments summed (more epochs would count records twice)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Iterator
 
 import numpy as np
 
@@ -24,6 +25,16 @@ log = logging.getLogger(__name__)
 PYTHON_STEP_US, NUMPY_CALL_US, NUMPY_ELEMENT_US = 0.15, 7.0, 0.012  # rough costs, measured on this project's CI machine
 COMPILED_MIN_PAIRS = 5_000  # records x trees from which the compiled walk pays for itself (100 trees: 50 records)
 COMPILED_MIN_TREES = 8  # a lone tree (or a few) walks big batches fast enough in numpy: no scikit-learn in memory
+
+
+def levels(left, right, feature, roots) -> Iterator[np.ndarray]:
+    """The node indices at each depth, roots first. It ends on a forest (``forest_problem`` says None); on node
+    arrays with shared children or cycles reached from a root it may not."""
+    level = roots
+    while level.size:
+        yield level
+        inner = level[feature[level] >= 0]
+        level = np.concatenate([left[inner], right[inner]])
 
 
 def forest_problem(left, right, feature, roots, n_features: int) -> str | None:
@@ -54,11 +65,7 @@ def forest_problem(left, right, feature, roots, n_features: int) -> str | None:
     if (parents != expected).any():
         i = int(np.argmax(parents != expected))
         return f"node {i} has {parents[i]} parents, {expected[i]} expected"
-    reached, level = len(roots), roots
-    while level.size:  # each node has one parent, so a walk from the roots meets each node once: it ends
-        level = level[~leaf[level]]
-        level = np.concatenate([left[level], right[level]])
-        reached += len(level)
+    reached = sum(len(level) for level in levels(left, right, feature, roots))  # one parent each: every node met once
     if reached != nodes:
         return f"{nodes - reached} nodes form a cycle unreachable from any root"
     return None
@@ -88,12 +95,8 @@ class Walker:
 
     def _depths(self) -> np.ndarray:
         depth = np.zeros(len(self.left), np.int64)
-        level, d = self.roots, 0
-        while level.size:
+        for d, level in enumerate(levels(self.left, self.right, self.feature, self.roots)):
             depth[level] = d
-            inner = level[self.feature[level] >= 0]
-            level = np.concatenate([self.left[inner], self.right[inner]])
-            d += 1
         return depth
 
     def mean_value(self, X, value: np.ndarray) -> np.ndarray:
