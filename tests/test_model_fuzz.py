@@ -9,7 +9,6 @@ itself overflows is a numerical question, not a structural one. FUZZ_EXAMPLES se
 from __future__ import annotations
 
 import faulthandler
-import hashlib
 import json
 import os
 
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 
 from byoa import model_io
 from byoa.algorithms import ALGORITHMS, model_from_artifacts
-from conftest import MODELS
+from conftest import MODELS, seal
 
 # crafted values overflow on purpose (casts, products): the outcome is what is checked, not numpy's warnings
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::numpy.exceptions.ComplexWarning")
@@ -89,9 +88,7 @@ def mutations(draw, arrays: dict, meta: dict, algorithm: str):
 def _write(folder, algorithm, arrays, meta):
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(folder / "model.npz", **arrays)
-    manifest = {"format_version": model_io.FORMAT_VERSION, "algorithm": algorithm, "arrays": "model.npz", "meta": meta,
-                "arrays_sha256": hashlib.sha256((folder / "model.npz").read_bytes()).hexdigest()}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    seal(folder, {"format_version": model_io.FORMAT_VERSION, "algorithm": algorithm, "arrays": "model.npz", "meta": meta})
 
 
 # ----------------------------------------------------------------------------- reference evaluators: plain formulas

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
+import resource
+import socket
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import scipy.sparse as sp
 
 from byoa.data.byoa_record_pb2 import Record
 from byoa.data import recordio
-from conftest import CONTAINER, CSV, CSV_NO_LABEL, MODELS, Job, csv_bytes, encode_rows, separable, wait_for
+from conftest import CONTAINER, CSV, MODELS, Job, csv_bytes, encode_rows, seal, separable, wait_for
 from serve_helpers import ServeProcess
 
 EXPECTED_OUTPUTS = {
@@ -326,9 +327,8 @@ def tampered_copy(job, base, manifest_change=lambda m: None, arrays_change=lambd
     arrays_change(arrays)
     np.savez(base / "model" / "model.npz", **arrays)
     manifest = json.loads((job.root / "model" / "manifest.json").read_text())
-    manifest["arrays_sha256"] = hashlib.sha256((base / "model" / "model.npz").read_bytes()).hexdigest()
     manifest_change(manifest)
-    (base / "model" / "manifest.json").write_text(json.dumps(manifest))
+    seal(base / "model", manifest)
     return base
 
 
@@ -364,9 +364,7 @@ def _replace_arrays(make):
         path.unlink()
         make(path)
         if path.is_file() and not path.is_symlink():
-            manifest = json.loads((base / "model" / "manifest.json").read_text())
-            manifest["arrays_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-            (base / "model" / "manifest.json").write_text(json.dumps(manifest))
+            seal(base / "model", json.loads((base / "model" / "manifest.json").read_text()))
 
     return tamper
 
@@ -494,8 +492,6 @@ def test_a_killed_child_stops_serve_and_leaves_nothing_on_the_port(child, traine
 
 def _raw_exchange(port: int, data: bytes) -> tuple[int, dict, bytes]:
     """(status, headers, body) of one raw HTTP/1.1 exchange; the connection is closed by the request or the server."""
-    import socket
-
     with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
         conn.sendall(data)
         reply = b""
@@ -536,8 +532,6 @@ def test_every_error_from_nginx_gunicorn_or_flask_is_json(case, kmeans_server):
 
 
 def _refused(port: int) -> bool:
-    import socket
-
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
         return False
@@ -548,8 +542,6 @@ def _refused(port: int) -> bool:
 def test_sigterm_during_an_upload_lets_it_finish_then_stops(trained, tmp_path):
     """The body is half sent when serve gets SIGTERM: nginx stops accepting but finishes this request, and gunicorn
     is stopped only after it (stopping both at once used to answer such uploads with 503)."""
-    import socket
-
     job, X = trained("kmeans")
     server = ServeProcess(job.root, {"SERVE_RUNTIME_DIR": str(tmp_path / "runtime")}).start()
     body = csv_bytes(np.tile(X, (20, 1)))
@@ -574,9 +566,6 @@ def test_2000_idle_connections_do_not_starve_ping(kmeans_server):
     server, _ = kmeans_server
     """Clients stuck in their body (1,000) or headers (500) and idle keep-alive clients (500), 2,000 in all (nginx's
     old 1,024 connections ran out; only keep-alive ones can be reclaimed): /ping and predictions still answer."""
-    import resource
-    import socket
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
     idle = []
