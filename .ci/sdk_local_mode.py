@@ -92,9 +92,8 @@ def main(image: str) -> int:
             expected = expected or labels
             check(labels == expected, f"{type(serializer).__name__} predicted otherwise")
             log(f"  {type(serializer).__name__} -> JSON: {len(labels)} predictions")
-        predictor.serializer, predictor.deserializer = CSVSerializer(), CSVDeserializer()
-        predictor.accept = "text/csv"
-        rows = predictor.predict(X_test, initial_args={"Accept": "text/csv"})
+        predictor.serializer, predictor.deserializer = CSVSerializer(), CSVDeserializer()  # Accept: the deserializer's
+        rows = predictor.predict(X_test)
         check(len(rows) == len(X_test), f"CSV -> CSV: {len(rows)} rows")
         accuracy = float(np.mean(np.array(expected) == y_test))
         check(accuracy >= 0.9, f"test accuracy {accuracy:.3f}")
