@@ -22,6 +22,7 @@ import numpy as np
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # local mode needs a region and any credentials
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # no credential lookup at the cloud metadata address
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 WORK = pathlib.Path(tempfile.mkdtemp(prefix="byoa-sdk-"))
 (WORK / "sdk.yaml").write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")

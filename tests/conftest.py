@@ -25,6 +25,9 @@ FEEDER = ROOT / "local_test" / "pipe_feeder.py"
 sys.path.insert(0, str(CONTAINER))
 # matplotlib's font cache, built once for the whole session instead of once per training job
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="byoa-tests-matplotlib-"))
+# Importing the SageMaker SDK builds a session whose credential lookup would ask the cloud metadata address
+# (169.254.169.254): tests send traffic to loopback only.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 from byoa import model_io  # noqa: E402
 from byoa.algorithms import model_from_artifacts  # noqa: E402
@@ -99,6 +102,7 @@ class Job:
         self.data_dir.mkdir(parents=True)
         self.channels: dict = {}
         self.feeders: list[subprocess.Popen] = []
+        self.result: Result | None = None  # the last run's
         self.hyperparameters({})
 
     def hyperparameters(self, hp: dict) -> "Job":
@@ -147,10 +151,11 @@ class Job:
             self.stop_feeders()
         failure = self.root / "output" / "failure"
         model = self.root / "model"
-        return Result(
+        self.result = Result(
             proc.returncode, out, err, failure.read_text() if failure.exists() else None,
             sorted(p.name for p in model.iterdir()) if model.exists() else [],
         )
+        return self.result
 
     def run(self, env: dict | None = None, timeout: float = 180) -> Result:
         return self.finish(self.start(env), timeout)

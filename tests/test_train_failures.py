@@ -32,7 +32,7 @@ def test_bad_json_config(job):
 
 def test_missing_train_channel(job):
     job.hyperparameters(KMEANS).channel("validation", csv_bytes(X), CSV)
-    failed(job.run(), r"no training channel: .* 'train' \(or 'training'\) channel; got \['validation'\]")
+    failed(job.run(), r"no train channel: .* 'train' \(or 'training'\) channel \(.*\); got \['validation'\]")
 
 
 def test_corrupt_recordio_names_byte_and_file(job):
@@ -255,6 +255,31 @@ def test_a_gzip_file_that_expands_absurdly_fails_at_once(job):
     job.hyperparameters(KMEANS).channel("train", bomb, CSV + ";label_size=0", filename="d.csv.gz")
     result = job.run(env={"TRAIN_MAX_GZIP_RATIO": "100"})
     failed(result, r"d.csv.gz expands more than 100 times .* a damaged or crafted archive\? \(the limit is TRAIN_MAX_GZIP_RATIO\)")
+
+
+def test_compression_type_gzip_reads_files_whatever_their_names_and_fastfile_reads_as_file(make_job):
+    """SageMaker lists Gzip and FastFile channels for this image (train --describe), so they must work as it sends them."""
+    import gzip
+
+    plain = make_job("plain")
+    plain.hyperparameters(KMEANS).channel("train", csv_bytes(X), CSV + ";label_size=0")
+    zipped = make_job("zipped")
+    zipped.hyperparameters(KMEANS).channel("train", gzip.compress(csv_bytes(X)), CSV + ";label_size=0", filename="part-0",
+                                           CompressionType="Gzip", TrainingInputMode="FastFile")
+    expected, result = plain.run(), zipped.run()
+    assert result.rc == 0, result.log
+    assert result.metric("train", "msd") == expected.metric("train", "msd")
+    assert "mode=File" in result.stderr
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"CompressionType": "Gzip"}, r"part-0 is in a channel with CompressionType=Gzip but is not gzip data"),
+    ({"CompressionType": "Zip"}, r"channel 'train': CompressionType='Zip' is not supported; use None or Gzip"),
+    ({"TrainingInputMode": "Stream"}, r"channel 'train': TrainingInputMode='Stream' is not supported; use one of File, Pipe, FastFile"),
+])
+def test_channel_settings_this_image_cannot_read_fail_naming_them(job, config, message):
+    job.hyperparameters(KMEANS).channel("train", csv_bytes(X), CSV + ";label_size=0", **config)
+    failed(job.run(), message)
 
 
 @pytest.mark.parametrize("multipart", [False, True])

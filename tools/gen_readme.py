@@ -23,7 +23,10 @@ def section() -> str:
     parts = [START]
     for name, cls in ALGORITHMS.items():
         metrics = ", ".join(f"`{m.name}`" for m in cls.metric_defs)
-        parts += [f"#### `{name}`", "", f"Metrics: {metrics}.", "", markdown_table(cls.params), ""]
+        channels = "; ".join(f"`{c.name}`{' (required)' if c.required else ''}: {c.description}" for c in cls.channels)
+        objectives = ", ".join(f"{task} `{metric}`" for task, metric in cls.objectives.items()) or "none (nothing to tune)"
+        parts += [f"#### `{name}`", "", f"Channels: {channels}.", "", f"Metrics: {metrics}.", "",
+                  f"Tuning objectives: {objectives}.", "", markdown_table(cls.params), ""]
     parts.append(END)
     return "\n".join(parts)
 

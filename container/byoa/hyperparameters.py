@@ -1,14 +1,17 @@
-"""Hyperparameters declared once per algorithm: parsing, validation, errors and docs.
+"""Hyperparameters declared once per algorithm: parsing, validation, errors, docs and listings.
 
 In the spirit of scikit-learn's ``_parameter_constraints``: each ``Param`` names
-its constraint and default; ``parse`` turns SageMaker's all-string
-``hyperparameters.json`` into typed values or one clear ``ConfigError``.
+its constraint, default and (if tuning may search it) its ``Tune`` range; ``parse``
+turns SageMaker's all-string ``hyperparameters.json`` into typed values or one clear
+``ConfigError``; ``specification`` and ``tuning_range`` give CreateAlgorithm's and the
+SDK's view of the same declaration.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -16,6 +19,8 @@ from .errors import ConfigError, shown
 
 REQUIRED = object()
 PLATFORM_PREFIXES = ("_", "sagemaker_")
+INT_LIMIT = 2**31 - 1  # an unbounded integer's bound in a listing (SageMaker's ranges are strings, but int-sized)
+SCALINGS = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 
 
 class Constraint:
@@ -25,6 +30,10 @@ class Constraint:
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    def specification(self) -> tuple[str, dict | None]:
+        """CreateAlgorithm's ``Type`` and ``Range`` for values of this constraint."""
+        return "FreeText", None
 
 
 def _number(value: Any, kind) -> Any:
@@ -59,6 +68,11 @@ class Integer(Constraint):
     def describe(self):
         return _range("integer", self.low, self.high)
 
+    def specification(self):
+        low = -INT_LIMIT if self.low is None else self.low
+        high = INT_LIMIT if self.high is None else self.high
+        return "Integer", {"IntegerParameterRangeSpecification": {"MinValue": str(low), "MaxValue": str(high)}}
+
 
 @dataclass(frozen=True)
 class Real(Constraint):
@@ -76,6 +90,11 @@ class Real(Constraint):
 
     def describe(self):
         return _range("number", self.low, self.high, self.low_open)
+
+    def specification(self):
+        low = -sys.float_info.max if self.low is None else math.nextafter(self.low, math.inf) if self.low_open else self.low
+        high = sys.float_info.max if self.high is None else self.high
+        return "Continuous", {"ContinuousParameterRangeSpecification": {"MinValue": repr(float(low)), "MaxValue": repr(float(high))}}
 
 
 def _range(kind, low, high, low_open=False):
@@ -106,6 +125,9 @@ class Options(Constraint):
     def describe(self):
         return "one of " + ", ".join(map(str, self.choices))
 
+    def specification(self):
+        return "Categorical", {"CategoricalParameterRangeSpecification": {"Values": [str(c) for c in self.choices]}}
+
 
 @dataclass(frozen=True)
 class Boolean(Constraint):
@@ -121,6 +143,9 @@ class Boolean(Constraint):
 
     def describe(self):
         return "true or false"
+
+    def specification(self):
+        return "Categorical", {"CategoricalParameterRangeSpecification": {"Values": ["true", "false"]}}
 
 
 @dataclass(frozen=True)
@@ -179,16 +204,56 @@ class Text(Constraint):
 
 
 @dataclass(frozen=True)
+class Tune:
+    """Where hyperparameter tuning may search: ``low``..``high`` with one of SageMaker's scalings, or ``values``."""
+
+    low: float | None = None
+    high: float | None = None
+    scaling: str = "Auto"
+    values: tuple = ()
+
+
+@dataclass(frozen=True)
 class Param:
     name: str
     constraint: Constraint
     default: Any = REQUIRED
     help: str = ""
     ignored: bool = False  # documented by the built-in algorithm, accepted, has no effect here
+    tune: Tune | None = None  # tunable, within this range
+
+    def __post_init__(self):
+        if self.tune is not None:  # a declaration error shows at import, not in somebody's tuning job
+            _check_tune(self)
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    @property
+    def tuned_constraint(self) -> Constraint:
+        """The constraint a tunable value satisfies: of ``AnyOf(auto, number)``, the number."""
+        if not isinstance(self.constraint, AnyOf):
+            return self.constraint
+        wanted = (Options, Boolean) if self.tune.values else (Integer, Real)
+        return next(o for o in self.constraint.options if isinstance(o, wanted))
+
+
+def _check_tune(param: Param) -> None:
+    tune = param.tune
+    if tune.scaling not in SCALINGS or bool(tune.values) == (tune.low is not None):
+        raise ValueError(f"{param.name}: a Tune has values or low..high, and a scaling in {SCALINGS}")
+    try:
+        constraint = param.tuned_constraint
+    except StopIteration:
+        raise ValueError(f"{param.name}: {param.constraint.describe()} has nothing to tune that way") from None
+    for value in tune.values or (tune.low, tune.high):
+        try:
+            constraint.parse(value)
+        except (ValueError, TypeError):
+            raise ValueError(f"{param.name}: tuning value {value!r} is not {constraint.describe()}") from None
+    if tune.low is not None and (tune.low >= tune.high or (tune.scaling.endswith("Logarithmic") and tune.low <= 0)):
+        raise ValueError(f"{param.name}: tuning range {tune.low}..{tune.high} is empty or not positive for {tune.scaling}")
 
 
 def decode(raw: Any) -> Any:
@@ -241,11 +306,53 @@ def parse(params: Iterable[Param], raw: dict, owner: str) -> Parsed:
     return Parsed(values, ignored, platform)
 
 
+def as_text(value: Any) -> str:
+    """A value as SageMaker passes it: every hyperparameter value is a string (JSON for lists and booleans)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def specification(param: Param) -> dict:
+    """CreateAlgorithm's ``HyperParameterSpecification``. A tunable ``auto``-or-number is listed as the number, without
+    a default: leaving it out still means ``auto``."""
+    kind, value_range = (param.tuned_constraint if param.tune else param.constraint).specification()
+    spec = {"Name": param.name, "Type": kind, "IsTunable": param.tune is not None, "IsRequired": param.required}
+    if value_range:
+        spec["Range"] = value_range
+    description = (param.help.rstrip(".") + ". " if param.help else "") + f"Allowed: {param.constraint.describe()}."
+    if not param.required:
+        try:
+            (param.tuned_constraint if param.tune else param.constraint).parse(decode(as_text(param.default)))
+            spec["DefaultValue"] = as_text(param.default)
+        except (ValueError, TypeError):
+            description += f" Not set: {as_text(param.default)}."
+    spec["Description"] = description
+    return spec
+
+
+def tuning_range(param: Param) -> dict:
+    """The range as the SDK's ``IntegerParameter`` / ``ContinuousParameter`` / ``CategoricalParameter`` take it."""
+    tune = param.tune
+    if tune.values:
+        return {"type": "Categorical", "values": [as_text(v) for v in tune.values]}
+    kind = "Integer" if isinstance(param.tuned_constraint, Integer) else "Continuous"
+    return {"type": kind, "min_value": tune.low, "max_value": tune.high, "scaling_type": tune.scaling}
+
+
+def _tuning_text(param: Param) -> str:
+    if param.tune is None:
+        return ""
+    r = tuning_range(param)
+    if r["type"] == "Categorical":
+        return ", ".join(r["values"])
+    scale = {"Logarithmic": " (log)", "ReverseLogarithmic": " (reverse log)"}.get(r["scaling_type"], "")
+    return f"{r['min_value']:g} to {r['max_value']:g}{scale}"
+
+
 def markdown_table(params: Iterable[Param]) -> str:
     """The README table for one algorithm, generated from its declaration."""
-    lines = ["| name | allowed | default | notes |", "| --- | --- | --- | --- |"]
+    lines = ["| name | allowed | default | tuning range | notes |", "| --- | --- | --- | --- | --- |"]
     for p in params:
-        default = "**required**" if p.required else f"`{json.dumps(p.default) if not isinstance(p.default, str) else p.default}`"
+        default = "**required**" if p.required else f"`{as_text(p.default)}`"
         notes = ("accepted, no effect in this image. " if p.ignored else "") + p.help
-        lines.append(f"| `{p.name}` | {p.constraint.describe()} | {default} | {notes.strip()} |")
+        lines.append(f"| `{p.name}` | {p.constraint.describe()} | {default} | {_tuning_text(p)} | {notes.strip()} |")
     return "\n".join(lines)

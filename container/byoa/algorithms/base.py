@@ -31,6 +31,7 @@ import numpy as np
 from ..data import limits
 from ..data.blocks import Block
 from ..data.channels import FeatureCheck
+from ..data.inputs import ChannelRule
 from ..data.limits import MAX_FEATURES
 from ..errors import DataError
 from ..hyperparameters import Integer, Param
@@ -141,6 +142,11 @@ class Algorithm:
     params: ClassVar[list[Param]]
     metric_defs: ClassVar[list[MetricDef]]
     model_class: ClassVar[type]
+    channels: ClassVar[list[ChannelRule]]  # what it reads, by role
+    # the metric tuning optimizes by default, per task ("binary", "multiclass", ...): "<channel>:<metric>". "validation:"
+    # where every job has validation records (a threshold or model is chosen on them), else "test:" as the built-ins
+    objectives: ClassVar[dict[str, str]] = {}
+    example: ClassVar[dict]  # hyperparameters for the embedded iris data (local_test/): a listing's validation job
     in_memory: ClassVar[bool] = False  # reads all training records into memory in one pass
     checkpoints: ClassVar[bool] = False  # its leader state survives a restart (``state``/``load_state``)
     train_sample_limit: ClassVar[int | None] = None  # most training records scored for train-role metrics

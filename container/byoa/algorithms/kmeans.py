@@ -11,8 +11,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data.blocks import Block, dense
+from ..data.inputs import ChannelRule
 from ..errors import DataError
-from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real
+from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real, Tune
 from ..model_io import ArraySpec
 from ..stats import metrics as M
 from ..stats.samples import HashSample, record_hashes
@@ -158,17 +159,26 @@ class KMeansAlgorithm(Algorithm):
     checkpoints = True
     metric_defs = M.KMEANS
     model_class = KMeansModel
+    channels = [
+        ChannelRule("train", "records to cluster (labels, if any, are ignored)", required=True),
+        ChannelRule("validation", "records scored with the same metrics, never trained on"),
+        ChannelRule("test", "records for the final metrics; without it, a held-out share of train (test_fraction)"),
+    ]
+    objectives = {"clustering": "test:msd"}
+    example = {"k": "3", "feature_dim": "4"}
     params = [
         Param("k", Integer(2), help="number of clusters"),
         Param("feature_dim", Integer(1), help="number of features; each record must have exactly this many"),
-        Param("mini_batch_size", Integer(1), 5000, "records per streaming update"),
-        Param("epochs", Integer(1), 1, "passes over the training data"),
-        Param("init_method", Options(("random", "kmeans++")), "random", "how the streaming centres are seeded (first mini-batch)"),
+        Param("mini_batch_size", Integer(1), 5000, "records per streaming update", tune=Tune(3000, 15000)),
+        Param("epochs", Integer(1), 1, "passes over the training data", tune=Tune(1, 10)),
+        Param("init_method", Options(("random", "kmeans++")), "random", "how the streaming centres are seeded (first mini-batch)",
+              tune=Tune(values=("kmeans++", "random"))),
         Param(
             "extra_center_factor",
             AnyOf((Options(("auto",)), Integer(1))),
             "auto",
             "streaming keeps k * this many centres, reduced to k at the end; auto = 4",
+            tune=Tune(4, 10),
         ),
         Param("local_lloyd_max_iter", Integer(1), 300, "iterations of the final weighted Lloyd's reduction"),
         Param("local_lloyd_tol", Real(0), 0.0001, "tolerance of the final reduction"),

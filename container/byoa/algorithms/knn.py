@@ -12,8 +12,9 @@ import logging
 import numpy as np
 
 from ..data.blocks import Block, dense
+from ..data.inputs import ChannelRule
 from ..errors import ConfigError, DataError
-from ..hyperparameters import AnyOf, Integer, Options, Param
+from ..hyperparameters import AnyOf, Integer, Options, Param, Tune
 from ..model_io import ArraySpec
 from ..stats import metrics as M
 from ..stats.samples import HashSample, record_hashes
@@ -164,16 +165,24 @@ class KNNAlgorithm(Algorithm):
     model_class = KNNModel
     train_sample_limit = TRAIN_SAMPLE
     width_costs = "the dense sample (or the projection) and a dense mini-batch"
+    channels = [
+        ChannelRule("train", "labelled records; a seeded uniform sample of sample_size is kept as the index", required=True),
+        ChannelRule("validation", "labelled records scored with the same metrics, never in the index"),
+        ChannelRule("test", "labelled records for the final metrics; without it, a held-out share of train (test_fraction)"),
+    ]
+    objectives = {"binary": "test:accuracy", "multiclass": "test:accuracy", "regression": "test:mse"}
+    example = {"k": "5", "feature_dim": "4", "predictor_type": "classifier", "sample_size": "150"}
 
     @classmethod
     def working_bytes(cls, hp, n_features):
         target = hp["dimension_reduction_target"]
         return 4 * n_features * (hp["mini_batch_size"] + (hp["sample_size"] if target == "none" else target))
     params = [
-        Param("k", Integer(1), help="neighbours per prediction"),
+        Param("k", Integer(1), help="neighbours per prediction", tune=Tune(1, 1024)),
         Param("feature_dim", Integer(1)),
         Param("predictor_type", Options(("classifier", "regressor"))),
-        Param("sample_size", Integer(1), help="records kept: a seeded uniform sample of the training records"),
+        Param("sample_size", Integer(1), help="records kept: a seeded uniform sample of the training records",
+              tune=Tune(256, 20_000_000)),
         Param("dimension_reduction_type", Options(("none", "sign"), unsupported=("fjlt",)), "none", "sign: random +-1 projection"),
         Param("dimension_reduction_target", AnyOf((Options(("none",)), Integer(1))), "none", "required with dimension_reduction_type"),
         Param("index_metric", Options(("L2", "INNER_PRODUCT", "COSINE")), "L2"),

@@ -23,8 +23,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data.blocks import Block, concat
+from ..data.inputs import ChannelRule
 from ..errors import ConfigError, DataError
-from ..hyperparameters import AnyOf, Boolean, Integer, Mapping, Options, Param, Real
+from ..hyperparameters import AnyOf, Boolean, Integer, Mapping, Options, Param, Real, Tune
 from ..model_io import ArraySpec, ModelFormatError
 from ..stats import metrics as M
 from ..stats import selection
@@ -429,6 +430,14 @@ class LinearLearnerAlgorithm(Algorithm):
         return 6 * 8 * n_features * outputs
     metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
     model_class = LinearModel
+    channels = [
+        ChannelRule("train", "labelled records (label first in CSV, the label field in RecordIO)", required=True),
+        ChannelRule("validation", "early stopping, model selection and the decision threshold; without it, a held-out share of "
+                    "train (threshold_fraction)"),
+        ChannelRule("test", "labelled records for the final metrics; without it, a held-out share of train (test_fraction)"),
+    ]
+    objectives = {"binary": "validation:roc_auc_score", "multiclass": "validation:multiclass_accuracy", "regression": "validation:rmse"}
+    example = {"predictor_type": "multiclass_classifier", "num_classes": "3"}
     params = [
         Param("predictor_type", Options(tuple(LOSSES))),
         Param("num_classes", AnyOf((AUTO, Integer(3, 1_000_000))), "auto", "required for multiclass_classifier"),
@@ -436,16 +445,19 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("epochs", Integer(1), 15),
         Param("mini_batch_size", AnyOf((AUTO, Integer(1))), "auto",
               f"auto: {AUTO_BATCH}, or, when the training data holds fewer than num_point_for_scaler records, the size that "
-              f"gives {MIN_UPDATES} updates an epoch"),
+              f"gives {MIN_UPDATES} updates an epoch", tune=Tune(100, 5000)),
         Param("loss", Options(("auto", *ANY_LOSS)), "auto", "auto: logistic, softmax_loss or squared_loss by predictor_type"),
         Param("optimizer", Options(("auto", *OPTIMIZERS)), "auto", "auto: adam for the first model, sgd for some of the others"),
-        Param("learning_rate", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto: 0.01 (adam, rmsprop), 0.1 (sgd) for the first model, a grid around it for the others"),
-        Param("beta_1", Real(0, 1), 0.9),
-        Param("beta_2", Real(0, 1), 0.999),
-        Param("momentum", AnyOf((AUTO, Real(0, 1))), "auto", "sgd momentum; auto = 0.9"),
-        Param("wd", AnyOf((AUTO, Real(0))), "auto", "L2 regularization; auto: 0 for the first model, a grid for the others"),
-        Param("l1", AnyOf((AUTO, Real(0))), "auto", "L1 regularization; auto: 0 for the first model, a grid for the others"),
-        Param("use_bias", Boolean(), True),
+        Param("learning_rate", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto: 0.01 (adam, rmsprop), 0.1 (sgd) for the first model, a grid around it for the others",
+              tune=Tune(1e-5, 1.0, "Logarithmic")),
+        Param("beta_1", Real(0, 1), 0.9, tune=Tune(1e-6, 0.999)),
+        Param("beta_2", Real(0, 1), 0.999, tune=Tune(1e-6, 0.999)),
+        Param("momentum", AnyOf((AUTO, Real(0, 1))), "auto", "sgd momentum; auto = 0.9", tune=Tune(0.0, 0.999)),
+        Param("wd", AnyOf((AUTO, Real(0))), "auto", "L2 regularization; auto: 0 for the first model, a grid for the others",
+              tune=Tune(1e-7, 1.0, "Logarithmic")),
+        Param("l1", AnyOf((AUTO, Real(0))), "auto", "L1 regularization; auto: 0 for the first model, a grid for the others",
+              tune=Tune(1e-7, 1.0, "Logarithmic")),
+        Param("use_bias", Boolean(), True, tune=Tune(values=(True, False))),
         Param("bias_lr_mult", AnyOf((AUTO, Real(0, low_open=True))), "auto", "auto = 1"),
         Param("bias_wd_mult", AnyOf((AUTO, Real(0))), "auto", "auto = 0"),
         Param("init_method", Options(("uniform", "normal")), "uniform"),
@@ -456,14 +468,15 @@ class LinearLearnerAlgorithm(Algorithm):
         Param("normalize_label", AnyOf((AUTO, Boolean())), "auto", "auto: true for regressor"),
         Param("num_point_for_scaler", Integer(1), 10000, "records used to compute scaling and class weights"),
         Param("use_lr_scheduler", Boolean(), True),
-        Param("lr_scheduler_step", AnyOf((AUTO, Integer(1))), "auto", "auto = 100 updates"),
-        Param("lr_scheduler_factor", AnyOf((AUTO, Real(0, 1, low_open=True))), "auto", "auto = 0.99"),
-        Param("lr_scheduler_minimum_lr", AnyOf((AUTO, Real(0))), "auto", "auto = 1e-5"),
+        Param("lr_scheduler_step", AnyOf((AUTO, Integer(1))), "auto", "auto = 100 updates", tune=Tune(1, 1000)),
+        Param("lr_scheduler_factor", AnyOf((AUTO, Real(0, 1, low_open=True))), "auto", "auto = 0.99", tune=Tune(1e-6, 0.999)),
+        Param("lr_scheduler_minimum_lr", AnyOf((AUTO, Real(0))), "auto", "auto = 1e-5", tune=Tune(1e-6, 1e-3, "Logarithmic")),
         Param("early_stopping_patience", Integer(1), 3,
               "epochs in which no model that could be kept (within one standard error of the best) improves before stopping"),
         Param("early_stopping_tolerance", Real(0), 0.001, "relative improvement that counts"),
         *selection.PARAMS,
-        Param("positive_example_weight_mult", AnyOf((Options(("auto", "balanced")), Real(0, low_open=True))), 1.0, "auto = balanced"),
+        Param("positive_example_weight_mult", AnyOf((Options(("auto", "balanced")), Real(0, low_open=True))), 1.0, "auto = balanced",
+              tune=Tune(1e-5, 1e5, "Logarithmic")),
         Param("balance_multiclass_weights", Boolean(), False),
         Param("accuracy_top_k", Integer(1), 3),
         Param("margin", Real(0), 1.0, "hinge_loss margin"),

@@ -14,6 +14,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from ..data.blocks import Block
+from ..data.inputs import ChannelRule
 from ..errors import ConfigError, DataError
 from ..hyperparameters import Boolean, Integer, Options, Param, Real
 from ..model_io import ArraySpec
@@ -116,6 +117,13 @@ class PCAAlgorithm(Algorithm):
     checkpoints = True
     metric_defs = M.PCA
     model_class = PCAModel
+    channels = [
+        ChannelRule("train", "records to project (labels, if any, are ignored)", required=True),
+        ChannelRule("validation", "records scored with the same metrics, never fitted on"),
+        ChannelRule("test", "records for the final metrics; without it, a held-out share of train (test_fraction)"),
+    ]
+    # no objective: more components always explain more variance, so tuning has nothing to find
+    example = {"feature_dim": "4", "num_components": "2", "mini_batch_size": "50"}
     params = [
         Param("feature_dim", Integer(1)),
         Param("num_components", Integer(1)),

@@ -13,9 +13,10 @@ import numpy as np
 
 from ..cpus import available_cpus
 from ..data.blocks import Block, concat, gather
+from ..data.inputs import ChannelRule
 from ..data.limits import MAX_FEATURES
 from ..errors import ConfigError, DataError, UserError
-from ..hyperparameters import AnyOf, Boolean, Integer, Mapping, Options, Param, Real
+from ..hyperparameters import AnyOf, Boolean, Integer, Mapping, Options, Param, Real, Tune
 from ..model_io import ArraySpec, ModelFormatError
 from ..stats import metrics as M
 from ..stats import selection
@@ -208,15 +209,25 @@ class _TreeAlgorithm(Algorithm):
         return 32 * n_features * (available_cpus() if cls.name == "random-forest" else 1)
     metric_defs = M.BINARY + M.MULTICLASS + M.REGRESSION
     model_class = TreeEnsembleModel
+    channels = [
+        ChannelRule("train", "labelled records, read into memory in one pass (label first in CSV)", required=True),
+        ChannelRule("validation", "a binary classifier's decision threshold is chosen on it; without it, on a held-out share "
+                    "of train (threshold_fraction)"),
+        ChannelRule("test", "labelled records for the final metrics; without it, a held-out share of train (test_fraction)"),
+    ]
+    objectives = {"binary": "validation:roc_auc_score", "multiclass": "test:multiclass_accuracy", "regression": "test:rmse"}
+    example = {"predictor_type": "classifier"}
     common = [
         Param("predictor_type", Options(("classifier", "regressor")), "classifier"),
-        Param("max_depth", AnyOf((NONE, Integer(1))), "none", "none: grow until leaves are pure or min_samples_* stop it"),
+        Param("max_depth", AnyOf((NONE, Integer(1))), "none", "none: grow until leaves are pure or min_samples_* stop it",
+              tune=Tune(2, 30)),
         Param("max_leaf_nodes", AnyOf((NONE, Integer(2))), "none"),
-        Param("min_samples_split", Integer(2), 2),
-        Param("min_samples_leaf", Integer(1), 1),
-        Param("min_impurity_decrease", Real(0), 0.0),
+        Param("min_samples_split", Integer(2), 2, tune=Tune(2, 50)),
+        Param("min_samples_leaf", Integer(1), 1, tune=Tune(1, 50)),
+        Param("min_impurity_decrease", Real(0), 0.0, tune=Tune(0.0, 0.05)),
         Param("max_features", AnyOf((Options(("auto", "sqrt", "log2", "all")), Real(0, 1, low_open=True))), "auto",
-              "features considered per split; auto: sqrt for a forest classifier, all otherwise"),
+              "features considered per split; auto: sqrt for a forest classifier, all otherwise",
+              tune=Tune(values=("sqrt", "log2", "all"))),
         Param("criterion", Options(("auto", "gini", "entropy", "log_loss", "squared_error", "absolute_error", "friedman_mse", "poisson")), "auto",
               "auto: gini (classifier) or squared_error (regressor)"),
         Param("class_weight", Options(("none", "balanced")), "none", "classifier only"),
@@ -283,6 +294,8 @@ class DecisionTreeAlgorithm(_TreeAlgorithm):
 
     name = "decision-tree"
     params = _TreeAlgorithm.common
+    # test, not validation: whether records are held out for a threshold depends on the tuned limits (uses_validation)
+    objectives = {**_TreeAlgorithm.objectives, "binary": "test:roc_auc_score"}
 
     def __init__(self, hp, ctx=QUIET, count=1, index=0):
         super().__init__(hp, ctx, count, index)
@@ -345,9 +358,10 @@ class RandomForestAlgorithm(_TreeAlgorithm):
     name = "random-forest"
     deals_training = False
     params = [
-        Param("n_estimators", Integer(1, 10000), 100, "number of trees"),
+        Param("n_estimators", Integer(1, 10000), 100, "number of trees", tune=Tune(10, 500, "Logarithmic")),
         Param("bootstrap", Boolean(), True),
-        Param("max_samples", AnyOf((NONE, Real(0, 1, low_open=True))), "none", "fraction of records per tree when bootstrap"),
+        Param("max_samples", AnyOf((NONE, Real(0, 1, low_open=True))), "none", "fraction of records per tree when bootstrap",
+              tune=Tune(0.1, 1.0)),
         *_TreeAlgorithm.common,
     ]
 

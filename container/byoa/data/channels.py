@@ -23,6 +23,13 @@ from .sources import channel_files, fifo_chunks, file_chunks
 log = logging.getLogger(__name__)
 
 SUPPORTED = media.names("channel")
+INPUT_MODES = ("File", "Pipe", "FastFile")  # FastFile streams files on access: read as File mode
+COMPRESSIONS = ("None", "Gzip")  # Gzip: File mode reads every file as gzip; in Pipe mode SageMaker decompresses
+
+
+def content_types() -> list[str]:
+    """Every ContentType a channel accepts, spelled as a listing must match them (CSV with and without labels)."""
+    return [t for name in SUPPORTED for t in ([name, f"{name};label_size=0", f"{name};label_size=1"] if name == media.CSV else [name])]
 
 
 def _decoder(kind: media.MediaType, where: str):
@@ -47,16 +54,18 @@ class ChannelSpec:
     content_type: media.MediaType | None = None
     distribution: str = "FullyReplicated"
     record_wrapper: str = "None"
+    compression: str = "None"
 
     @classmethod
     def from_config(cls, name: str, cfg: dict) -> "ChannelSpec":
         if not isinstance(cfg, dict):
             raise ConfigError(f"inputdataconfig.json: channel '{name}' must be an object, got {type(cfg).__name__}")
         mode = cfg.get("TrainingInputMode", "File")
-        if mode == "FastFile":
-            mode = "File"
-        if mode not in ("File", "Pipe"):
-            raise ConfigError(f"channel '{name}': TrainingInputMode={mode!r} is not supported; use File or Pipe")
+        if mode not in INPUT_MODES:
+            raise ConfigError(f"channel '{name}': TrainingInputMode={shown(mode)!r} is not supported; use one of {', '.join(INPUT_MODES)}")
+        compression = cfg.get("CompressionType", "None")
+        if compression not in COMPRESSIONS:
+            raise ConfigError(f"channel '{name}': CompressionType={shown(compression)!r} is not supported; use None or Gzip")
         kind = media.parse(cfg["ContentType"]) if cfg.get("ContentType") else None
         if kind is not None:
             if kind.essence not in SUPPORTED:
@@ -64,7 +73,8 @@ class ChannelSpec:
                     f"channel '{name}': ContentType {cfg['ContentType']!r} is not supported; supported: {', '.join(SUPPORTED)}"
                 )
             label_size(kind)
-        return cls(name, mode, kind, cfg.get("S3DistributionType", "FullyReplicated"), cfg.get("RecordWrapperType", "None"))
+        return cls(name, "File" if mode == "FastFile" else mode, kind, cfg.get("S3DistributionType", "FullyReplicated"),
+                   cfg.get("RecordWrapperType", "None"), compression)
 
 
 class FeatureCheck:
@@ -141,7 +151,8 @@ class Channel:
             fifo = self.data_dir / f"{self.name}_{epoch}"
             streams = [(f"FIFO {shown(fifo)}", self._media_for(None), fifo_chunks(fifo, self.pipe_timeout))]
         else:
-            streams = ((shown(path), self._media_for(path), file_chunks(path)) for path in self.files)
+            streams = ((shown(path), self._media_for(path), file_chunks(path, gzipped=self.spec.compression == "Gzip"))
+                       for path in self.files)
         for where, kind, chunks in streams:
             if self.spec.record_wrapper != "RecordIO":
                 yield where, kind, chunks

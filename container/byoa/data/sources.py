@@ -80,16 +80,18 @@ def _fill(read, size: int) -> bytes:
     return bytes(buf) if got == size else bytes(buf[:got])
 
 
-def file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """The (decompressed, for ``.gz``) bytes of one file; a .gz that expands past ``limits.gzip_ratio`` fails at once."""
+def file_chunks(path: Path, chunk_size: int = CHUNK_SIZE, gzipped: bool = False) -> Iterator[bytes]:
+    """The (decompressed, for ``.gz`` or ``gzipped``) bytes of one file; gzip data that expands past
+    ``limits.gzip_ratio`` fails at once."""
     try:
         with open(path, "rb") as raw:
-            if path.suffix != ".gz":
+            if path.suffix != ".gz" and not gzipped:
                 while chunk := raw.read(chunk_size):
                     yield chunk
                 return
             if raw.read(2) != b"\x1f\x8b":
-                raise DataError(f"{shown(path)} ends in .gz but is not gzip data")
+                why = "ends in .gz" if path.suffix == ".gz" else "is in a channel with CompressionType=Gzip"
+                raise DataError(f"{shown(path)} {why} but is not gzip data")
             raw.seek(0)
             ratio, out = gzip_ratio(), 0
             with gzip.GzipFile(fileobj=raw) as f:

@@ -88,7 +88,7 @@ class Partition:
     @classmethod
     def from_job(cls, algorithm: str, hp: dict, index: int = 0, count: int = 1, host: str = "algo-1") -> "Partition":
         """This host's partition: its own inputdataconfig.json and channel files or FIFOs (SAGEMAKER_BASE_DIR)."""
-        channels, roles, _ = read_inputs(Paths.from_env(), ALGORITHMS[algorithm].feature_check(hp))
+        channels, roles, _ = read_inputs(Paths.from_env(), ALGORITHMS[algorithm].feature_check(hp), ALGORITHMS[algorithm].channels)
         started = time.monotonic()
         plan = make_plan(hp, ALGORITHMS[algorithm], roles["train"], roles["validation"], roles["test"])
         plan.info["plan_seconds"] = round(time.monotonic() - started, 3)

@@ -28,9 +28,6 @@ class MetricDef:
     def regex(self, channel: str) -> str:
         return rf"#quality_metric: host=\S+, {channel} {self.pattern or self.name} <{self.kind}>=(\S+)"
 
-    def definitions(self) -> list[dict]:
-        return [{"Name": f"{c}:{self.name}", "Regex": self.regex(c)} for c in CHANNELS]
-
 
 ACCURACY = ("binary_classification_accuracy", "multiclass_accuracy", "accuracy")  # a classifier result holds one of these
 

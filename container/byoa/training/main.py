@@ -32,7 +32,7 @@ from ..hyperparameters import decode, parse
 from ..model_io import ArtifactWriter
 from ..paths import Paths
 from ..stats.metrics import CHANNELS, line, scalars
-from . import metric_definitions
+from . import describe, metric_definitions
 from .failure import write_failure
 
 log = logging.getLogger("byoa.train")
@@ -112,7 +112,7 @@ def train(paths: Paths) -> None:
         if spec is not None and hp["k_fold"]:
             raise ConfigError(f"k_fold={hp['k_fold']} runs on one instance: with {len(hosts)} hosts, use k_fold=0 "
                               "(the held-out test split still applies) or instance_count=1")
-        channels, _, unused = read_inputs(paths, algo_cls.feature_check(hp))
+        channels, _, unused = read_inputs(paths, algo_cls.feature_check(hp), algo_cls.channels)
         folder = _checkpoint_folder(paths)
         checkpoints = None
         if folder and algo_cls.checkpoints:
@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     if argv and argv[0] == "--metric-definitions":
         return metric_definitions.main(argv[1:])
+    if argv and argv[0] == "--describe":
+        return describe.main(argv[1:])
     paths = Paths.from_env()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

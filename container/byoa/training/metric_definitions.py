@@ -10,9 +10,27 @@ import sys
 
 from ..algorithms import ALGORITHMS
 
+LIMIT = 40  # SageMaker takes at most this many metric definitions in a training job, tuning job or listing
 
-def definitions(algorithm: str) -> list[dict]:
-    return [d for metric in ALGORITHMS[algorithm].metric_defs for d in metric.definitions()]
+
+def ranked(names: list[str]) -> list[dict]:
+    """Every metric definition of these algorithms, most useful first: each tuning objective's metric on validation
+    and test, then every metric on test, on validation, on train."""
+    metrics = {d.name: d for name in names for d in ALGORITHMS[name].metric_defs}
+    objectives = {o.split(":", 1)[1] for name in names for o in ALGORITHMS[name].objectives.values()}
+    order = [(c, m) for m in metrics.values() if m.name in objectives for c in ("validation", "test")]
+    order += [(c, m) for c in ("test", "validation", "train") for m in metrics.values()]
+    seen, out = set(), []
+    for channel, metric in order:
+        if (channel, metric.name) not in seen:
+            seen.add((channel, metric.name))
+            out.append({"Name": f"{channel}:{metric.name}", "Regex": metric.regex(channel)})
+    return out
+
+
+def definitions(names: list[str]) -> list[dict]:
+    """The definitions a job or listing carries: the ``LIMIT`` most useful (``ranked``)."""
+    return ranked(names)[:LIMIT]
 
 
 def main(argv: list[str]) -> int:
@@ -20,5 +38,5 @@ def main(argv: list[str]) -> int:
     if name not in ALGORITHMS:
         print(f"usage: train --metric-definitions ALGORITHM (one of: {', '.join(ALGORITHMS)})", file=sys.stderr)
         return 2
-    print(json.dumps(definitions(name), indent=2))
+    print(json.dumps(definitions([name]), indent=2))
     return 0
