@@ -120,6 +120,12 @@ check_serve() {  # check_serve EXTRA_RUN_OPTIONS...
   podman stop -t 30 "$name" >/dev/null
 }
 
+log "train --describe in the image (the CreateAlgorithm listing and the tuning settings)"
+podman run --rm --network none "$image" train --describe --image "$image" 2>/dev/null \
+  | python3 -c 'import json, sys; spec = json.load(sys.stdin)["TrainingSpecification"]; print(len(spec["SupportedHyperParameters"]), "hyperparameters,", len(spec["MetricDefinitions"]), "metric definitions")' \
+  || { log "train --describe failed in the image"; exit 1; }
+podman run --rm --network none "$image" train --describe --tuning | python3 -c 'import json, sys; print(sorted(json.load(sys.stdin)))' \
+  || { log "train --describe --tuning failed in the image"; exit 1; }
 log "train (File mode, CSV) in the image"
 local_test/train_local.sh "$image" >/tmp/byoa-ci-train.log 2>&1 || { cat /tmp/byoa-ci-train.log; exit 1; }
 check_train
