@@ -168,37 +168,34 @@ def check_binary(y: np.ndarray, channel: str) -> None:
 
 @dataclass
 class Params:
-    """The parameters and their Adam moments; ``t``: updates made."""
+    """The bias and every feature's row [w_j, v_j1 .. v_jk], with their Adam moments: three planes (values, first
+    and second moments) of contiguous rows, so a step gathers the rows it touches with ``np.take`` and updates
+    them as contiguous arrays (Adam on strided rows costs three times as much)."""
 
-    w0: np.ndarray
-    w: np.ndarray
-    V: np.ndarray
-    m_w0: np.ndarray
-    v_w0: np.ndarray
-    m_w: np.ndarray
-    v_w: np.ndarray
-    m_V: np.ndarray
-    v_V: np.ndarray
-    t: int = 0
-
-    ARRAYS = ("w0", "w", "V", "m_w0", "v_w0", "m_w", "v_w", "m_V", "v_V")
+    bias: np.ndarray  # (3,): w0, its first and second moments
+    rows: np.ndarray  # (3, features, 1 + factors): [w_j, v_j], their first moments, their second moments
+    t: int = 0  # updates made
 
     def copy(self) -> "Params":
-        return Params(*(getattr(self, k).copy() for k in self.ARRAYS), self.t)
+        return Params(self.bias.copy(), self.rows.copy(), self.t)
 
 
 @dataclass
 class Progress:
-    """A partition's part of a round: its records' weighted parameter sums (float64: merges in any order agree) and its
-    training loss."""
+    """A partition's part of a round: the records-weighted average of its parameters (float64, so that merges in any
+    order agree), its records and its training loss."""
 
     records: int
-    sums: dict
+    bias: np.ndarray
+    rows: np.ndarray
     t: int
     loss: float
 
     def merge(self, other: "Progress") -> "Progress":
-        return Progress(self.records + other.records, {k: v + other.sums[k] for k, v in self.sums.items()},
+        n = self.records + other.records
+        a, b = self.records / n, other.records / n
+        f64 = np.float64
+        return Progress(n, a * self.bias.astype(f64) + b * other.bias.astype(f64), a * self.rows.astype(f64) + b * other.rows.astype(f64),
                         max(self.t, other.t), self.loss + other.loss)
 
 
@@ -245,6 +242,9 @@ class FactorizationMachinesAlgorithm(Algorithm):
         self.sync_round = 0
         self.epoch_loss, self.epoch_records = 0.0, 0
         self.rescale = 1.0 if hp["rescale_grad"] is None else hp["rescale_grad"]
+        k = hp["num_factors"]  # per column of a feature's row [w_j, v_j]: its rate and decay
+        self.rates = np.array([hp["linear_lr"]] + [hp["factors_lr"]] * k, np.float32)
+        self.decays = np.array([hp["linear_wd"]] + [hp["factors_wd"]] * k, np.float32)
 
     @property
     def epochs(self) -> int:
@@ -261,8 +261,9 @@ class FactorizationMachinesAlgorithm(Algorithm):
 
     def _start(self) -> Params:
         d, k = self.hp["feature_dim"], self.hp["num_factors"]
-        w0, w, V = self._init("bias", (1,)), self._init("linear", (d,)), self._init("factors", (d, k))
-        return Params(w0, w, V, *(np.zeros_like(a) for a in (w0, w0, w, w, V, V)))
+        rows = np.zeros((3, d, 1 + k), np.float32)
+        rows[0, :, 0], rows[0, :, 1:] = self._init("linear", (d,)), self._init("factors", (d, k))
+        return Params(np.array([self._init("bias", (1,))[0], 0.0, 0.0], np.float32), rows)
 
     # --- the reduction
     def round(self):
@@ -291,13 +292,13 @@ class FactorizationMachinesAlgorithm(Algorithm):
                 records += len(y[lo : lo + size])
         if records == 0:
             return None
-        return Progress(records, {k: getattr(p, k).astype(np.float64) * records for k in Params.ARRAYS}, p.t, loss)
+        return Progress(records, p.bias, p.rows, p.t, loss)
 
     def merge(self, phase, a, b):
         return a.merge(b)
 
     def update(self, phase, merged: Progress):
-        self.params = Params(*((merged.sums[k] / merged.records).astype(np.float32) for k in Params.ARRAYS), merged.t)
+        self.params = Params(merged.bias.astype(np.float32), merged.rows.astype(np.float32, copy=False), merged.t)
         self.epoch_loss += merged.loss
         self.epoch_records += merged.records
         return None
@@ -315,14 +316,19 @@ class FactorizationMachinesAlgorithm(Algorithm):
         if self.params is None or self.params.t == 0:
             raise DataError("channel 'train' has no records")
         p = self.params
-        return FactorizationMachinesModel(self.hp["predictor_type"], float(p.w0[0]), p.w, p.V, self.hp["f_beta"])
+        return FactorizationMachinesModel(self.hp["predictor_type"], float(p.bias[0]), p.rows[0, :, 0], p.rows[0, :, 1:], self.hp["f_beta"])
 
     # --- one mini-batch
     def _step(self, p: Params, X, y: np.ndarray) -> float:
-        """One Adam update on the rows of the batch's features; returns the batch's summed loss."""
-        Xc, rows = compact(X)
-        w, V = p.w[rows], p.V[rows]
-        s, X2, XV = scores(Xc, float(p.w0[0]), w, V)
+        """One Adam update of the bias and of the rows of the batch's features; returns the batch's summed loss."""
+        Xc, cols = compact(X)
+        dense = isinstance(cols, slice)
+        R = p.rows if dense else np.empty((3, len(cols), p.rows.shape[2]), np.float32)  # the touched rows
+        if not dense:
+            for plane, touched in zip(p.rows, R):
+                np.take(plane, cols, axis=0, out=touched)
+        w, V = R[0, :, 0], R[0, :, 1:]
+        s, X2, XV = scores(Xc, float(p.bias[0]), w, V)
         n = len(y)
         if self.hp["predictor_type"] == "binary_classifier":
             prob = _sigmoid(s)
@@ -331,24 +337,35 @@ class FactorizationMachinesAlgorithm(Algorithm):
         else:
             g = s - y
             loss = float(np.sum(g * g))
-        g = g * (self.rescale / n)
-        grads = {
-            "w0": np.array([g.sum()]),
-            "w": np.asarray(Xc.T @ g).ravel(),
-            "V": np.asarray(Xc.T @ (g[:, None] * XV)) - np.asarray(X2.T @ g).ravel()[:, None] * V,
-        }
+        g = (g * (self.rescale / n)).astype(np.float32)
+        G = np.empty(R.shape[1:], np.float32)
+        G[:, 0] = np.asarray(Xc.T @ g).ravel()
+        G[:, 1:] = np.asarray(Xc.T @ (g[:, None] * XV)) - np.asarray(X2.T @ g).ravel()[:, None] * V
         p.t += 1
-        clip, eps, hp = self.hp["clip_gradient"], self.hp["eps"], self.hp
-        correction = math.sqrt(1 - BETA_2**p.t) / (1 - BETA_1**p.t)
-        for name, part, index in (("w0", "bias", slice(None)), ("w", "linear", rows), ("V", "factors", rows)):
-            param = getattr(p, name)
-            value = param[index]
-            grad = grads[name] + hp[f"{part}_wd"] * value
-            if clip is not None:
-                np.clip(grad, -clip, clip, out=grad)
-            m = getattr(p, f"m_{name}")[index] * BETA_1 + (1 - BETA_1) * grad
-            v = getattr(p, f"v_{name}")[index] * BETA_2 + (1 - BETA_2) * grad * grad
-            getattr(p, f"m_{name}")[index] = m
-            getattr(p, f"v_{name}")[index] = v
-            param[index] = value - hp[f"{part}_lr"] * correction * m / (np.sqrt(v) + eps)
+        self._adam(R, G, self.rates, self.decays, p.t)
+        if not dense:
+            for plane, touched in zip(p.rows, R):
+                plane[cols] = touched
+        self._adam(p.bias[:, None], np.array([g.sum()], np.float32), np.float32(self.hp["bias_lr"]),
+                   np.float32(self.hp["bias_wd"]), p.t)  # a view: updated in place
         return loss
+
+    def _adam(self, R: np.ndarray, G: np.ndarray, lr, wd, t: int) -> None:
+        """Adam on ``R`` = [values, first moments, second moments], in place, with L2 decay ``wd``. Written with
+        ``out=``: on a batch touching 100k features, temporaries cost as much as the arithmetic."""
+        x, m, v = R
+        G += wd * x
+        clip = self.hp["clip_gradient"]
+        if clip is not None:
+            np.clip(G, -clip, clip, out=G)
+        m *= BETA_1
+        m += (1 - BETA_1) * G
+        np.multiply(G, G, out=G)
+        v *= BETA_2
+        G *= 1 - BETA_2
+        v += G
+        denominator = np.sqrt(v, out=G)
+        denominator += np.float32(self.hp["eps"])
+        np.divide(m, denominator, out=denominator)
+        denominator *= np.float32(math.sqrt(1 - BETA_2**t) / (1 - BETA_1**t)) * lr
+        x -= denominator
