@@ -203,7 +203,6 @@ class FactorizationMachinesAlgorithm(Algorithm):
     name = "factorization-machines"
     metric_defs = M.FM_BINARY + M.FM_REGRESSION
     model_class = FactorizationMachinesModel
-    checkpoints = False
     width_costs = "w, V, their Adam moments, a partition's copy and the average (feature_dim x (num_factors + 1) x 9 float32)"
     channels = [
         ChannelRule("train", "labelled records, usually sparse RecordIO-protobuf (binary_classifier: labels 0 or 1)", required=True),
