@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/venv.sh
-for name in "${@:-decode pipe serve cluster}"; do
+for name in "${@:-decode pipe serve cluster fm}"; do
   for b in $name; do
     echo "== bench/$b.py"
     "$VENV/bin/python" "bench/$b.py"

@@ -164,6 +164,10 @@ CASES = {
     # the same records gathered in another order: the same tree up to ties
     "decision-tree": (lambda: separable(n=2400, d=8, seed=9), {"max_depth": 5},
                       within(0.02, "binary_classification_accuracy")),
+    # local steps with averaged parameters, as the linear learner
+    "factorization-machines": (lambda: separable(n=2400, d=8, seed=10),
+                               {"predictor_type": "binary_classifier", "feature_dim": 8, "num_factors": 4, "mini_batch_size": 120,
+                                "epochs": 3, "linear_lr": 0.01, "factors_lr": 0.01}, within(0.02, *BINARY_SCORES)),
 }
 EPOCHS = {name: hp.get("epochs", 1) for name, (_, hp, _) in CASES.items()}
 

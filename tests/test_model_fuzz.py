@@ -144,8 +144,20 @@ def _reference_pca(arrays, meta, X):
     return {"projection": (X.astype(np.float64) - arrays["mean"]) @ arrays["components"].T.astype(np.float64)}, None
 
 
+def _reference_fm(arrays, meta, X):
+    """The pair term written as its definition, every pair i < j, not as the identity the model uses."""
+    X, V = X.astype(np.float64), arrays["V"].astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        pairs = np.triu(V @ V.T, 1)
+        S = arrays["w0"][0] + X @ arrays["w"].astype(np.float64) + np.einsum("ri,ij,rj->r", X, pairs, X)
+    if meta["predictor_type"] == "regressor":
+        return {"score": S}, None
+    score = _sigmoid(S)
+    return {"score": score, "predicted_label": (score >= 0.5) * 1.0}, np.abs(score - 0.5) > 1e-6
+
+
 REFERENCES = {"linear-learner": _reference_linear, "decision-tree": _reference_trees, "random-forest": _reference_trees,
-              "kmeans": _reference_kmeans, "pca": _reference_pca, "knn": None}
+              "kmeans": _reference_kmeans, "pca": _reference_pca, "knn": None, "factorization-machines": _reference_fm}
 
 
 def _compare(model, algorithm, arrays, meta, X):

@@ -31,6 +31,7 @@ EXPECTED_OUTPUTS = {
     "pca": ["projection"],
     "decision-tree": ["score", "predicted_label"],
     "random-forest": ["score", "predicted_label"],
+    "fm-binary": ["score", "predicted_label"],
 }
 
 

@@ -142,6 +142,7 @@ def test_every_declared_regex_matches_a_line_a_real_job_printed(make_job, iris, 
         "multiclass": ({"algorithm": "linear-learner", "predictor_type": "multiclass_classifier", "num_classes": 3}, X, y),
         "regressor": ({"algorithm": "linear-learner", "predictor_type": "regressor"}, X[:, 1:], X[:, 0]),
         "knn-regressor": ({"algorithm": "knn", "k": 3, "feature_dim": 3, "predictor_type": "regressor", "sample_size": 100}, X[:, 1:], X[:, 0]),
+        "factorization-machines": ({"feature_dim": 30, "num_factors": 4, "predictor_type": "binary_classifier"}, Xc, yc),
     }
     printed = ""
     for name, (hp, data, labels) in jobs.items():

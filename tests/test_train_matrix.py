@@ -29,9 +29,13 @@ CASES = {
             lambda r: r.metric("train", "explained_variance_ratio") > 0.95),
     "decision-tree": ("iris", True, {"max_depth": 4}, lambda r: r.metric("train", "multiclass_accuracy") > 0.95),
     "random-forest": ("iris", True, {"n_estimators": 10, "max_leaf_nodes": 8}, lambda r: r.metric("train", "multiclass_accuracy") > 0.9),
+    "factorization-machines": ("iris_binary", True, {"predictor_type": "binary_classifier", "feature_dim": 4, "num_factors": 2,
+                                                     "mini_batch_size": 5, "epochs": EPOCHS, "linear_lr": 0.1, "factors_lr": 0.01},
+                               lambda r: r.metric("train", "binary_classification_accuracy") > 0.9),
 }
 # Pipe-mode passes each algorithm reads: exactly its epochs (one for those that make one pass); never one more for metrics.
-PIPE_PASSES = {"kmeans": EPOCHS, "knn": 1, "linear-learner": EPOCHS, "pca": 1, "decision-tree": 1, "random-forest": 1}
+PIPE_PASSES = {"kmeans": EPOCHS, "knn": 1, "linear-learner": EPOCHS, "pca": 1, "decision-tree": 1, "random-forest": 1,
+               "factorization-machines": EPOCHS}
 
 
 def dataset(name, iris):

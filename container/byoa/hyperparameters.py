@@ -319,7 +319,9 @@ def specification(param: Param) -> dict:
     if value_range:
         spec["Range"] = value_range
     description = (param.help.rstrip(".") + ". " if param.help else "") + f"Allowed: {param.constraint.describe()}."
-    if not param.required:
+    if param.default is None:
+        description += " Not set by default."
+    elif not param.required:
         try:
             (param.tuned_constraint if param.tune else param.constraint).parse(decode(as_text(param.default)))
             spec["DefaultValue"] = as_text(param.default)
@@ -352,7 +354,7 @@ def markdown_table(params: Iterable[Param]) -> str:
     """The README table for one algorithm, generated from its declaration."""
     lines = ["| name | allowed | default | tuning range | notes |", "| --- | --- | --- | --- | --- |"]
     for p in params:
-        default = "**required**" if p.required else f"`{as_text(p.default)}`"
+        default = "**required**" if p.required else "not set" if p.default is None else f"`{as_text(p.default)}`"
         notes = ("accepted, no effect in this image. " if p.ignored else "") + p.help
         lines.append(f"| `{p.name}` | {p.constraint.describe()} | {default} | {_tuning_text(p)} | {notes.strip()} |")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import shown
 from ..model_io import ModelFormatError
 from .base import Algorithm, Model
+from .factorization_machines import FactorizationMachinesAlgorithm
 from .kmeans import KMeansAlgorithm
 from .knn import KNNAlgorithm
 from .linear_learner import LinearLearnerAlgorithm
@@ -20,6 +21,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         PCAAlgorithm,
         DecisionTreeAlgorithm,
         RandomForestAlgorithm,
+        FactorizationMachinesAlgorithm,
     )
 }
 

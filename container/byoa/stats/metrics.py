@@ -24,6 +24,7 @@ class MetricDef:
     name: str
     kind: str  # "score" (higher is better) or "loss" (lower is better)
     pattern: str | None = None
+    alias_of: str | None = None  # the same value under a built-in algorithm's name, printed too (``aliased``)
 
     def regex(self, channel: str) -> str:
         return rf"#quality_metric: host=\S+, {channel} {self.pattern or self.name} <{self.kind}>=(\S+)"
@@ -35,6 +36,11 @@ ACCURACY = ("binary_classification_accuracy", "multiclass_accuracy", "accuracy")
 def scalars(result: dict) -> dict:
     """The numeric metrics of a result (what goes into metric lines), without its details (matrices, curves)."""
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def aliased(result: dict, defs: list[MetricDef]) -> dict:
+    """A result with each alias in ``defs`` added: users' tuning jobs written for a built-in algorithm find its names."""
+    return {**result, **{d.name: result[d.alias_of] for d in defs if d.alias_of and d.alias_of in result}}
 
 
 def line(host: str, channel: str, name: str, kind: str, value: float) -> str:
@@ -67,6 +73,10 @@ KMEANS = [MetricDef("msd", "loss"), MetricDef("ssd", "loss"), MetricDef("silhoue
 KNN_CLASSIFIER = [MetricDef("accuracy", "score")]
 KNN_REGRESSOR = [MetricDef("r2", "score"), MetricDef("mse", "loss")]
 PCA = [MetricDef("explained_variance_ratio", "score"), MetricDef("reconstruction_error", "loss")]
+# Factorization machines: ours, plus the built-in's name for the cross-entropy (its other names are ours already:
+# binary_classification_accuracy, binary_f_beta, rmse).
+FM_BINARY = [*BINARY, MetricDef("binary_classification_cross_entropy", "loss", alias_of="binary_classification_cross_entropy_objective")]
+FM_REGRESSION = REGRESSION
 
 
 # ----------------------------------------------------------------------------- formulas

@@ -81,7 +81,8 @@ def hyperparameters(names: list[str]) -> list[dict]:
     by_name: dict[str, dict[str, dict]] = {}
     for algorithm in names:
         for p in ALGORITHMS[algorithm].params:
-            by_name.setdefault(p.name, {})[algorithm] = specification(p)
+            if not p.ignored:  # accepted for the built-in's jobs but without effect: SageMaker lists at most 100
+                by_name.setdefault(p.name, {})[algorithm] = specification(p)
     return [algorithm_choice(names), *(_merged(n, specs, len(specs) == len(names)) for n, specs in by_name.items())]
 
 

@@ -31,7 +31,7 @@ from ..evaluation import report as evaluation_report
 from ..hyperparameters import decode, parse
 from ..model_io import ArtifactWriter
 from ..paths import Paths
-from ..stats.metrics import CHANNELS, line, scalars
+from ..stats.metrics import CHANNELS, aliased, line, scalars
 from . import describe, metric_definitions
 from .failure import write_failure
 
@@ -154,7 +154,7 @@ def train(paths: Paths) -> None:
             scores = executor.evaluate(model)
 
     model.finalize(scores.evaluators)
-    results = {role: ev.result() for role, ev in scores.evaluators.items()}
+    results = {role: aliased(ev.result(), model.metric_defs) for role, ev in scores.evaluators.items()}
     for role in CHANNELS:
         for name, value in scalars(results.get(role, {})).items():
             _emit(line(host, role, name, model.kind_of(name), value))
