@@ -121,7 +121,7 @@ check_serve() {  # check_serve EXTRA_RUN_OPTIONS...
 }
 
 log "train --describe in the image (the CreateAlgorithm listing and the tuning settings)"
-podman run --rm --network none "$image" train --describe --image "$image" 2>/dev/null \
+podman run --rm --network none "$image" train --describe --image "$image" --algorithm linear-learner,xgboost 2>/dev/null \
   | python3 -c 'import json, sys; spec = json.load(sys.stdin)["TrainingSpecification"]; print(len(spec["SupportedHyperParameters"]), "hyperparameters,", len(spec["MetricDefinitions"]), "metric definitions")' \
   || { log "train --describe failed in the image"; exit 1; }
 podman run --rm --network none "$image" train --describe --tuning | python3 -c 'import json, sys; print(sorted(json.load(sys.stdin)))' \

@@ -69,10 +69,23 @@ TASKS = {
     "knn": ("binary", "multiclass", "regression"),
     "decision-tree": ("binary", "multiclass", "regression"),
     "random-forest": ("binary", "multiclass", "regression"),
+    "xgboost": ("binary", "multiclass", "regression"),
     "kmeans": ("clusters",),
     "pca": ("components",),
 }
 CLUSTERS = {"iris": 3, "digits": 10, "blobs": 8}
+XGB_ROUNDS = 100
+XGB_OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
+
+
+def xgboost_reference(kind: str):
+    """xgboost's scikit-learn estimator called directly with the parameters our job uses (checks our plumbing, not
+    the library): the built-in's defaults, hist, the same rounds and seed."""
+    import xgboost as xgb
+
+    settings = {"n_estimators": XGB_ROUNDS, "learning_rate": 0.3, "max_depth": 6, "tree_method": "hist", "random_state": 0,
+                "n_jobs": 2, "objective": XGB_OBJECTIVES[kind]}
+    return xgb.XGBRegressor(**settings) if kind == "regression" else xgb.XGBClassifier(**settings)
 COMPONENTS = {"digits": 10, "blobs": 5, "classification": 8, "large": 10}
 
 
@@ -89,6 +102,11 @@ def required_hyperparameters(algorithm: str, task: str, data: str, X, y) -> dict
         return {"k": 5, "feature_dim": d, "predictor_type": "regressor" if task == "regression" else "classifier", "sample_size": len(X)}
     if algorithm in ("decision-tree", "random-forest"):
         return {"predictor_type": "regressor"} if task == "regression" else {}
+    if algorithm == "xgboost":  # num_round is required; the objective is how a user says the task
+        hp = {"num_round": XGB_ROUNDS, "objective": XGB_OBJECTIVES[task]}
+        if task == "multiclass":
+            hp["num_class"] = int(y.max()) + 1
+        return hp
     if algorithm == "kmeans":
         return {"k": CLUSTERS[data], "feature_dim": d}
     return {"feature_dim": d, "num_components": COMPONENTS[data], "mini_batch_size": 1000}
@@ -110,6 +128,7 @@ def reference(algorithm: str, kind: str, k: int | None = None):
         "knn": lambda: (KNeighborsRegressor if regression else KNeighborsClassifier)(5),
         "decision-tree": lambda: (DecisionTreeRegressor if regression else DecisionTreeClassifier)(random_state=0),
         "random-forest": lambda: (RandomForestRegressor if regression else RandomForestClassifier)(random_state=0, n_jobs=1),
+        "xgboost": lambda: xgboost_reference(kind),
         "kmeans": lambda: KMeans(k, n_init=10, random_state=0),
         "pca": lambda: PCA(k),
     }[algorithm]()

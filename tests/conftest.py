@@ -249,6 +249,8 @@ MODELS = {
     "pca": ("iris", {"algorithm": "pca", "num_components": 2, "feature_dim": 4, "mini_batch_size": 50}),
     "decision-tree": ("iris", {"algorithm": "decision-tree", "max_depth": 4}),
     "random-forest": ("cancer", {"algorithm": "random-forest", "n_estimators": 10}),
+    "xgb-binary": ("cancer", {"algorithm": "xgboost", "objective": "binary:logistic", "num_round": 20, "max_depth": 3}),
+    "xgb-multiclass": ("iris", {"algorithm": "xgboost", "objective": "multi:softmax", "num_class": 3, "num_round": 10}),
     "fm-binary": ("cancer", {"algorithm": "factorization-machines", "predictor_type": "binary_classifier", "feature_dim": 30, "num_factors": 4,
                    "epochs": 10, "linear_lr": 0.01, "factors_lr": 0.01}),
 }

@@ -156,7 +156,38 @@ def _reference_fm(arrays, meta, X):
     return {"score": score, "predicted_label": (score >= 0.5) * 1.0}, np.abs(score - 0.5) > 1e-6
 
 
-REFERENCES = {"linear-learner": _reference_linear, "decision-tree": _reference_trees, "random-forest": _reference_trees,
+def _reference_xgboost(arrays, meta, X):
+    """Every tree walked from the JSON as written (numeric splits: x < threshold goes left; missing: default_left),
+    leaf values summed per class onto the base margin."""
+    learner = json.loads(bytes(arrays["model"]))["learner"]
+    model = learner["gradient_booster"]["model"]
+    base = np.atleast_1d(np.asarray(json.loads(learner["learner_model_param"]["base_score"]), np.float64))
+    classes = max(meta["num_class"], 1)
+    logistic = meta["objective"] in ("binary:logistic", "reg:logistic")
+    margin = np.tile(np.log(base / (1 - base)) if logistic else np.log(base) if meta["objective"] == "count:poisson" else base,
+                     (len(X), 1))[:, :classes]
+    for tree, k in zip(model["trees"][: model["iteration_indptr"][meta["rounds"]]], model["tree_info"]):
+        left, right, feature, value = tree["left_children"], tree["right_children"], tree["split_indices"], tree["split_conditions"]
+        for r, x in enumerate(X):
+            node = 0
+            while left[node] != -1:
+                v = x[feature[node]]
+                node = (left[node] if tree["default_left"][node] else right[node]) if np.isnan(v) else (
+                    left[node] if v < value[node] else right[node])
+            margin[r, k] += value[node]
+    if meta["objective"].startswith("multi:"):
+        P = np.exp(margin - margin.max(axis=1, keepdims=True))
+        P /= P.sum(axis=1, keepdims=True)
+        top = np.sort(P, axis=1)
+        return {"score": P, "predicted_label": P.argmax(axis=1) * 1.0}, top[:, -1] - top[:, -2] > 1e-6
+    if meta["objective"] == "binary:logistic":
+        score = _sigmoid(margin[:, 0])
+        return {"score": score, "predicted_label": (score >= 0.5) * 1.0}, np.abs(score - 0.5) > 1e-6
+    return {"score": _sigmoid(margin[:, 0]) if logistic else np.exp(margin[:, 0]) if meta["objective"] == "count:poisson"
+            else margin[:, 0]}, None
+
+
+REFERENCES = {"xgboost": _reference_xgboost, "linear-learner": _reference_linear, "decision-tree": _reference_trees, "random-forest": _reference_trees,
               "kmeans": _reference_kmeans, "pca": _reference_pca, "knn": None, "factorization-machines": _reference_fm}
 
 

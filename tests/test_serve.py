@@ -32,6 +32,8 @@ EXPECTED_OUTPUTS = {
     "decision-tree": ["score", "predicted_label"],
     "random-forest": ["score", "predicted_label"],
     "fm-binary": ["score", "predicted_label"],
+    "xgb-binary": ["score", "predicted_label"],
+    "xgb-multiclass": ["score", "predicted_label"],
 }
 
 
@@ -99,8 +101,8 @@ def test_every_content_type_and_accept_gives_the_models_predictions(served):
             assert reply.status == 200, (kind, accept, reply.body[:300])
             assert reply.headers["content-type"].startswith(accept)
             got = parse_response(reply.body, accept, names)
-            if "csv" in got:
-                want = np.hstack([np.asarray(expected[n], np.float64).reshape(len(X), -1) for n in names])
+            if "csv" in got:  # a model whose CSV answers are bare (xgboost, as the built-in) names those outputs
+                want = np.hstack([np.asarray(expected[n], np.float64).reshape(len(X), -1) for n in model.csv_outputs or names])
                 np.testing.assert_allclose(got["csv"], want, rtol=1e-4, atol=1e-4, err_msg=f"{kind} -> csv")
                 continue
             for name in names:

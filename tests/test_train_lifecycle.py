@@ -143,6 +143,13 @@ def test_every_declared_regex_matches_a_line_a_real_job_printed(make_job, iris, 
         "regressor": ({"algorithm": "linear-learner", "predictor_type": "regressor"}, X[:, 1:], X[:, 0]),
         "knn-regressor": ({"algorithm": "knn", "k": 3, "feature_dim": 3, "predictor_type": "regressor", "sample_size": 100}, X[:, 1:], X[:, 0]),
         "factorization-machines": ({"feature_dim": 30, "num_factors": 4, "predictor_type": "binary_classifier"}, Xc, yc),
+        # xgboost prints its per-round metrics itself: every name the listing defines, on train and validation
+        "xgboost": ({"objective": "binary:logistic", "num_round": 3, "eval_metric": '["logloss","error","auc","aucpr"]'}, Xc, yc),
+        "xgb-multiclass": ({"algorithm": "xgboost", "objective": "multi:softmax", "num_class": 3, "num_round": 3,
+                            "eval_metric": '["merror","mlogloss"]'}, X, y),
+        "xgb-regression": ({"algorithm": "xgboost", "num_round": 3, "eval_metric": '["rmse","mae"]'}, X[:, 1:], X[:, 0]),
+        "xgb-poisson": ({"algorithm": "xgboost", "objective": "count:poisson", "num_round": 3, "eval_metric": '["poisson-nloglik"]'},
+                        X[:, 1:], X[:, 0]),
     }
     printed = ""
     for name, (hp, data, labels) in jobs.items():

@@ -32,10 +32,12 @@ CASES = {
     "factorization-machines": ("iris_binary", True, {"predictor_type": "binary_classifier", "feature_dim": 4, "num_factors": 2,
                                                      "mini_batch_size": 5, "epochs": EPOCHS, "linear_lr": 0.1, "factors_lr": 0.01},
                                lambda r: r.metric("train", "binary_classification_accuracy") > 0.9),
+    "xgboost": ("iris", True, {"objective": "multi:softprob", "num_class": 3, "num_round": 10},
+                lambda r: r.metric("train", "multiclass_accuracy") > 0.95),
 }
 # Pipe-mode passes each algorithm reads: exactly its epochs (one for those that make one pass); never one more for metrics.
 PIPE_PASSES = {"kmeans": EPOCHS, "knn": 1, "linear-learner": EPOCHS, "pca": 1, "decision-tree": 1, "random-forest": 1,
-               "factorization-machines": EPOCHS}
+               "factorization-machines": EPOCHS, "xgboost": 1}
 
 
 def dataset(name, iris):

@@ -11,6 +11,7 @@ from .knn import KNNAlgorithm
 from .linear_learner import LinearLearnerAlgorithm
 from .pca import PCAAlgorithm
 from .trees import DecisionTreeAlgorithm, RandomForestAlgorithm
+from .xgb import XGBoostAlgorithm
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     cls.name: cls
@@ -22,6 +23,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         DecisionTreeAlgorithm,
         RandomForestAlgorithm,
         FactorizationMachinesAlgorithm,
+        XGBoostAlgorithm,
     )
 }
 

@@ -52,6 +52,7 @@ class Context:
 
     host: str = "algo-1"
     emit: Callable[[str], None] = print
+    address: str | None = None  # several hosts: this (the first) host's address, as the others reach it
 
     def progress(self, done: int, total: int) -> None:
         self.emit(f"#progress_metric: host={self.host}, completed {100.0 * done / total:.0f} % of epochs")
@@ -72,6 +73,7 @@ class Model:
     task: str  # binary, multiclass, regression, clustering or projection: how it is evaluated
     positive_class: float | None = None  # binary classifiers: the label counted as positive
     integer_outputs: tuple = ()  # outputs written as integers in JSON (as the built-in algorithm does)
+    csv_outputs: tuple | None = None  # the outputs a CSV answer carries (None: all), where the built-in's CSV is bare
     verbose_outputs: tuple = ()  # outputs sent only when the client asks with verbose=true
     n_features: int  # the width of the records it predicts on
 
@@ -149,6 +151,8 @@ class Algorithm:
     example: ClassVar[dict]  # hyperparameters for the embedded iris data (local_test/): a listing's validation job
     in_memory: ClassVar[bool] = False  # reads all training records into memory in one pass
     checkpoints: ClassVar[bool] = False  # its leader state survives a restart (``state``/``load_state``)
+    # its later phases run on every partition, records or not: a collective of its own (xgboost's) needs every rank
+    collective: ClassVar[bool] = False
     train_sample_limit: ClassVar[int | None] = None  # most training records scored for train-role metrics
     deals_training: ClassVar[bool] = True  # FullyReplicated: each host trains on its dealt share (False: on all it holds)
 
@@ -198,6 +202,9 @@ class Algorithm:
         """``count`` partitions in the job; ``index``: which one this instance serves (partition side)."""
         self.hp, self.ctx, self.count, self.index = hp, ctx, count, index
         self.rng = np.random.default_rng(hp["seed"])
+        # Partition side: this partition's validation records, for an algorithm whose own training loop scores them
+        # each round inside one partial (xgboost's, synchronised by xgboost's collective, not by the reduction).
+        self.validation_records: Callable[[], list[Block]] = lambda: []
 
     @property
     def feature_dim(self) -> int | None:

@@ -69,6 +69,7 @@ class Partition:
                  host: str = "algo-1", budget: int | None = None):
         algo_cls = ALGORITHMS[algorithm]
         self.algo = algo_cls(hp, count=count, index=index)
+        self.algo.validation_records = self._validation_blocks
         self.deals_training = algo_cls.deals_training
         self.plan, self.channels = plan, channels
         self.index, self.count, self.host = index, count, host
@@ -154,7 +155,7 @@ class Partition:
             self.round = [] if first is None else itertools.chain([first], self.batches)
         elif take:
             self.round = list(itertools.islice(self.batches, take))
-        if isinstance(self.round, list) and not self.round:
+        if isinstance(self.round, list) and not self.round and not (take == 0 and self.algo.collective):
             return None
         return self.algo.partial(phase, shared, self.round)
 

@@ -143,6 +143,8 @@ def create_app(model_dir: Path | str, settings: Settings | None = None) -> Flask
         outputs = model.predict(X)
         if accepted.params.get("verbose", "false").lower() != "true":
             outputs = {k: v for k, v in outputs.items() if k not in model.verbose_outputs}
+        if accepted.media_type == codecs.CSV and model.csv_outputs is not None:
+            outputs = {k: outputs[k] for k in model.csv_outputs}
         return Response(accepted.encode(outputs, model.integer_outputs), mimetype=accepted.media_type)
 
     @app.errorhandler(ClientError)

@@ -8,7 +8,8 @@ formulas take counts, so the same functions serve fixed arrays in tests.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,8 +26,12 @@ class MetricDef:
     kind: str  # "score" (higher is better) or "loss" (lower is better)
     pattern: str | None = None
     alias_of: str | None = None  # the same value under a built-in algorithm's name, printed too (``aliased``)
+    channels: tuple = CHANNELS  # the channels it is printed for
+    per_round: bool = False  # printed by xgboost after each round ("[3]\ttrain-auc:0.9\tvalidation-auc:0.8"), not by us
 
     def regex(self, channel: str) -> str:
+        if self.per_round:  # a tab, which CloudWatch shows as #011, as the built-in XGBoost's definitions expect
+            return rf".*\[[0-9]+\].*(?:\t|#011){channel}-{re.escape(self.name)}:([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?).*"
         return rf"#quality_metric: host=\S+, {channel} {self.pattern or self.name} <{self.kind}>=(\S+)"
 
 
@@ -77,6 +82,14 @@ PCA = [MetricDef("explained_variance_ratio", "score"), MetricDef("reconstruction
 # binary_classification_accuracy, binary_f_beta, rmse).
 FM_BINARY = [*BINARY, MetricDef("binary_classification_cross_entropy", "loss", alias_of="binary_classification_cross_entropy_objective")]
 FM_REGRESSION = REGRESSION
+# XGBoost: the evaluation metrics xgboost itself prints each round, under the built-in XGBoost's names (its users'
+# tuning jobs use them: validation:auc, validation:rmse, ...), then ours for the final model. Where a name is both,
+# ours keeps the test channel only.
+XGBOOST_ROUND = [MetricDef(name, kind, channels=("train", "validation"), per_round=True) for name, kind in (
+    ("rmse", "loss"), ("mae", "loss"), ("logloss", "loss"), ("error", "loss"), ("auc", "score"), ("aucpr", "score"),
+    ("merror", "loss"), ("mlogloss", "loss"), ("poisson-nloglik", "loss"))]
+_ROUND_NAMES = {d.name for d in XGBOOST_ROUND}
+XGBOOST = [*XGBOOST_ROUND, *(replace(d, channels=("test",)) if d.name in _ROUND_NAMES else d for d in BINARY + MULTICLASS + REGRESSION)]
 
 
 # ----------------------------------------------------------------------------- formulas

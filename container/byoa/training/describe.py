@@ -5,8 +5,9 @@
     train --describe --image URI [--algorithm NAME] [--name NAME] [--validation-s3 S3 --role ARN]
     train --describe --tuning [--algorithm NAME]
 
-One algorithm (``--algorithm``, or SAGEMAKER_ALGORITHM in an image built for one) or all of them,
-chosen by the ``algorithm`` hyperparameter.
+One algorithm (``--algorithm``, or SAGEMAKER_ALGORITHM in an image built for one) or several
+(``--algorithm a,b``; default all, as far as SageMaker's 100 listed hyperparameters allow), chosen by the
+``algorithm`` hyperparameter.
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ SIZES = {"m5": ("large", "xlarge", "2xlarge", "4xlarge", "12xlarge", "24xlarge")
 TRAINING_INSTANCES = [f"ml.{family}.{size}" for family, sizes in SIZES.items() for size in sizes]
 INFERENCE_INSTANCES = [t for t in TRAINING_INSTANCES if not t.startswith("ml.r5.")]
 VALIDATION_INSTANCE = "ml.m5.large"
+MAX_HYPERPARAMETERS = 100  # SageMaker's limit for a listing
 ALGORITHM_PARAM = Param("algorithm", Options(tuple(ALGORITHMS)), help="the algorithm this job trains")
 
 
-def chosen(name: str | None) -> list[str]:
-    """The algorithms a listing covers: the one named, the image's own (SAGEMAKER_ALGORITHM), or all."""
-    name = name or os.environ.get("SAGEMAKER_ALGORITHM", "")
-    if name and name not in ALGORITHMS:
-        raise SystemExit(f"train --describe: unknown algorithm {name!r}; one of: {', '.join(ALGORITHMS)}")
-    return [name] if name else list(ALGORITHMS)
+def chosen(names: str | None) -> list[str]:
+    """The algorithms a listing covers: those named (comma-separated), the image's own (SAGEMAKER_ALGORITHM), or all."""
+    names = names or os.environ.get("SAGEMAKER_ALGORITHM", "")
+    unknown = [n for n in names.split(",") if n and n not in ALGORITHMS]
+    if unknown:
+        raise SystemExit(f"train --describe: unknown algorithm {unknown[0]!r}; one of: {', '.join(ALGORITHMS)}")
+    return list(dict.fromkeys(n for n in names.split(",") if n)) or list(ALGORITHMS)
 
 
 def _merged(name: str, specs: dict[str, dict], everywhere: bool) -> dict:
@@ -194,7 +197,7 @@ def tuning(names: list[str]) -> dict:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="train --describe", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--algorithm", help="one algorithm (default: SAGEMAKER_ALGORITHM, else all of them)")
+    parser.add_argument("--algorithm", help="one algorithm, or several comma-separated (default: SAGEMAKER_ALGORITHM, else all)")
     parser.add_argument("--image", help="the training and inference image URI (required unless --tuning)")
     parser.add_argument("--name", help="AlgorithmName (default: byoa or byoa-<algorithm>)")
     parser.add_argument("--validation-s3", help="S3 prefix holding train/iris.csv and transform/payload.csv: adds a ValidationSpecification")
@@ -214,6 +217,10 @@ def main(argv: list[str]) -> int:
         if args.validation_s3 and not args.validation_s3.startswith("s3://"):
             parser.error("--validation-s3 must be an s3:// URI")
         out = listing(names, args.image, args.name, args.validation_s3, args.role)
+        count = len(out["TrainingSpecification"]["SupportedHyperParameters"])
+        if count > MAX_HYPERPARAMETERS:
+            parser.error(f"{', '.join(names)} take {count} hyperparameters and SageMaker lists at most {MAX_HYPERPARAMETERS}: "
+                         "list fewer algorithms (--algorithm a,b,...), or one per image built with SAGEMAKER_ALGORITHM")
         left_out = [d["Name"] for d in ranked(names)[len(out["TrainingSpecification"]["MetricDefinitions"]):]]
         if left_out:
             print(f"train --describe: SageMaker takes {len(out['TrainingSpecification']['MetricDefinitions'])} metric definitions; "

@@ -136,7 +136,7 @@ def train(paths: Paths) -> None:
         log.info("host %s serves its data to the training cluster of %s; the model is written there, not here", host, spec.leader)
         follow(spec)
         return
-    ctx = Context(host=host, emit=_emit)
+    ctx = Context(host=host, emit=_emit, address=spec.addresses[spec.leader] if spec else None)
     kfold = None
     with ExitStack() as stack:
         with phase("split", timings):  # every host opens its data and makes its plan (several hosts: after joining)

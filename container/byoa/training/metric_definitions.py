@@ -16,13 +16,13 @@ LIMIT = 40  # SageMaker takes at most this many metric definitions in a training
 def ranked(names: list[str]) -> list[dict]:
     """Every metric definition of these algorithms, most useful first: each tuning objective's metric on validation
     and test, then every metric on test, on validation, on train."""
-    metrics = {d.name: d for name in names for d in ALGORITHMS[name].metric_defs}
+    defs = [d for name in names for d in ALGORITHMS[name].metric_defs]
     objectives = {o.split(":", 1)[1] for name in names for o in ALGORITHMS[name].objectives.values()}
-    order = [(c, m) for m in metrics.values() if m.name in objectives for c in ("validation", "test")]
-    order += [(c, m) for c in ("test", "validation", "train") for m in metrics.values()]
+    order = [(c, m) for m in defs if m.name in objectives for c in ("validation", "test")]
+    order += [(c, m) for c in ("test", "validation", "train") for m in defs]
     seen, out = set(), []
     for channel, metric in order:
-        if (channel, metric.name) not in seen:
+        if channel in metric.channels and (channel, metric.name) not in seen:
             seen.add((channel, metric.name))
             out.append({"Name": f"{channel}:{metric.name}", "Regex": metric.regex(channel)})
     return out
