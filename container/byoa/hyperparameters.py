@@ -314,7 +314,8 @@ def as_text(value: Any) -> str:
 def specification(param: Param) -> dict:
     """CreateAlgorithm's ``HyperParameterSpecification``. A tunable ``auto``-or-number is listed as the number, without
     a default: leaving it out still means ``auto``."""
-    kind, value_range = (param.tuned_constraint if param.tune else param.constraint).specification()
+    listed = param.tuned_constraint if param.tune else param.constraint
+    kind, value_range = listed.specification()
     spec = {"Name": param.name, "Type": kind, "IsTunable": param.tune is not None, "IsRequired": param.required}
     if value_range:
         spec["Range"] = value_range
@@ -323,7 +324,7 @@ def specification(param: Param) -> dict:
         description += " Not set by default."
     elif not param.required:
         try:
-            (param.tuned_constraint if param.tune else param.constraint).parse(decode(as_text(param.default)))
+            listed.parse(decode(as_text(param.default)))
             spec["DefaultValue"] = as_text(param.default)
         except (ValueError, TypeError):
             description += f" Not set: {as_text(param.default)}."

@@ -37,12 +37,19 @@ from ..errors import DataError
 from ..hyperparameters import Integer, Param
 from ..model_io import ArraySpec, check_arrays, check_meta
 from ..stats import split
+from ..stats import metrics as M
 from ..stats.metrics import MetricDef
 
 log = logging.getLogger("byoa.train")
 
 SEED = Param("seed", Integer(0, 2**32 - 1), 0, "drives every random choice (and the data split): the same job gives the same model")
 COMMON = [*split.PARAMS, SEED]  # every algorithm's evaluation settings
+SYNC_STEPS = 64  # several hosts, local steps (``LocalSteps``): most local mini-batches between averages
+
+
+def test_channel(records: str = "labelled records") -> ChannelRule:
+    """The test role, the same for every algorithm: given, or held out of train by the split."""
+    return ChannelRule("test", f"{records} for the final metrics; without it, a held-out share of train (test_fraction)")
 WHOLE_PASS = None  # ``round()``'s batch count: the rest of the pass
 
 
@@ -134,6 +141,32 @@ class Evaluator:
     def merge(self, other: "Evaluator") -> None:
         """Add another host's evaluator of the same role."""
         self.acc.merge(other.acc)
+
+
+class ScoreEvaluator(Evaluator):
+    """Scores a model whose ``predict`` answers ``score`` (the positive class's probability, the class probabilities,
+    or the value) with its task's accumulator, after the model's own ``check_labels(y, channel)``."""
+
+    def __init__(self, model: Model, n_classes: int = 0, top_k: int = 3, beta: float = 1.0):
+        self.model, self.beta = model, beta
+        if model.task == "binary":
+            self.acc = M.BinaryAccumulator()
+        elif model.task == "multiclass":
+            self.acc = M.MulticlassAccumulator(n_classes, top_k)
+        else:
+            self.acc = M.RegressionAccumulator()
+
+    def add(self, block: Block) -> None:
+        y = require_labels(block, self.channel)
+        self.model.check_labels(y, self.channel)
+        self.acc.add(y, self.model.predict(block.X)["score"])
+
+    def result(self) -> dict:
+        if self.model.task == "binary":
+            return self.acc.result(self.model.threshold, self.beta)
+        if self.model.task == "multiclass":
+            return self.acc.result(self.beta)
+        return self.acc.result()
 
 
 class Algorithm:
@@ -262,3 +295,13 @@ def require_labels(block: Block, channel: str) -> np.ndarray:
     return block.y
 
 
+class LocalSteps:
+    """Several hosts train by local steps with averaged parameters (the linear learner, factorization machines):
+    1, 2, 4, ... up to ``SYNC_STEPS`` local mini-batches between averages, from the start of each epoch."""
+
+    sync_round = 0
+
+    def _sync_steps(self) -> int:
+        steps = min(2**self.sync_round, SYNC_STEPS)
+        self.sync_round += 1
+        return steps

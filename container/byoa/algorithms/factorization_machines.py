@@ -25,17 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..data.blocks import Block
 from ..data.inputs import ChannelRule
 from ..errors import ConfigError, DataError
 from ..hyperparameters import Integer, Options, Param, Real, Tune
 from ..model_io import ArraySpec
 from ..stats import metrics as M
-from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
+from ..stats.links import sigmoid
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, LocalSteps, Model, ScoreEvaluator, require_labels, test_channel
 
 log = logging.getLogger("byoa.train")
 
-SYNC_STEPS = 64  # several hosts: most local mini-batches between averages of the parameters
 PARTS = ("bias", "linear", "factors")
 INIT_METHODS = ("normal", "uniform", "constant")
 SIGMA = {"bias": 0.01, "linear": 0.01, "factors": 0.001}  # the built-in's *_init_sigma defaults
@@ -43,10 +42,6 @@ LR = {"bias": 0.1, "linear": 0.001, "factors": 0.0001}
 WD = {"bias": 0.01, "linear": 0.001, "factors": 0.00001}
 BETA_1, BETA_2 = 0.9, 0.999
 OBJECTIVE = {"binary_classifier": "binary_classification_cross_entropy_objective", "regressor": "mse"}
-
-
-def _sigmoid(s):
-    return 0.5 * (1.0 + np.tanh(0.5 * s))  # overflow-free
 
 
 def _part_params(part: str) -> list[Param]:
@@ -102,11 +97,15 @@ class FactorizationMachinesModel(Model):
         s = self.raw_scores(X)
         if self.task == "regression":
             return {"score": s.astype(np.float32)}
-        p = _sigmoid(s)
+        p = sigmoid(s)
         return {"score": p.astype(np.float32), "predicted_label": (p >= self.threshold).astype(np.float32)}
 
     def evaluator(self, role="test"):
-        return _FMEvaluator(self)
+        return ScoreEvaluator(self, beta=self.beta)
+
+    def check_labels(self, y: np.ndarray, channel: str) -> None:
+        if self.task == "binary":
+            check_binary(y, channel)
 
     def to_artifacts(self):
         arrays = {"w0": np.array([self.w0]), "w": self.w.astype(np.float32), "V": self.V.astype(np.float32)}
@@ -141,23 +140,6 @@ def scores(Xc, w0: float, w: np.ndarray, V: np.ndarray):
     XV = np.asarray(Xc @ V)
     pair = 0.5 * (XV * XV - np.asarray(X2 @ (V * V))).sum(axis=1)
     return w0 + np.asarray(Xc @ w).ravel() + pair, X2, XV
-
-
-class _FMEvaluator(Evaluator):
-    def __init__(self, model: FactorizationMachinesModel):
-        self.model = model
-        self.acc = M.BinaryAccumulator() if model.task == "binary" else M.RegressionAccumulator()
-
-    def add(self, block: Block) -> None:
-        y = require_labels(block, self.channel)
-        if self.model.task == "binary":
-            check_binary(y, self.channel)
-        self.acc.add(y, self.model.predict(block.X)["score"])
-
-    def result(self) -> dict:
-        if self.model.task == "binary":
-            return self.acc.result(self.model.threshold, self.model.beta)
-        return self.acc.result()
 
 
 def check_binary(y: np.ndarray, channel: str) -> None:
@@ -199,7 +181,7 @@ class Progress:
                         max(self.t, other.t), self.loss + other.loss)
 
 
-class FactorizationMachinesAlgorithm(Algorithm):
+class FactorizationMachinesAlgorithm(LocalSteps, Algorithm):
     name = "factorization-machines"
     metric_defs = M.FM_BINARY + M.FM_REGRESSION
     model_class = FactorizationMachinesModel
@@ -207,7 +189,7 @@ class FactorizationMachinesAlgorithm(Algorithm):
     channels = [
         ChannelRule("train", "labelled records, usually sparse RecordIO-protobuf (binary_classifier: labels 0 or 1)", required=True),
         ChannelRule("validation", "labelled records scored with the same metrics, never trained on"),
-        ChannelRule("test", "labelled records for the final metrics; without it, a held-out share of train (test_fraction)"),
+        test_channel(),
     ]
     objectives = {"binary": "test:roc_auc_score", "regression": "test:rmse"}
     example = {"feature_dim": "4", "num_factors": "2", "predictor_type": "regressor", "epochs": "20", "mini_batch_size": "16"}
@@ -238,7 +220,6 @@ class FactorizationMachinesAlgorithm(Algorithm):
             if needed and hp[needed] is None:
                 raise ConfigError(f"{part}_init_method={method} needs {needed}")
         self.params: Params | None = None
-        self.sync_round = 0
         self.epoch_loss, self.epoch_records = 0.0, 0
         self.rescale = 1.0 if hp["rescale_grad"] is None else hp["rescale_grad"]
         k = hp["num_factors"]  # per column of a feature's row [w_j, v_j]: its rate and decay
@@ -269,11 +250,6 @@ class FactorizationMachinesAlgorithm(Algorithm):
         if self.params is None:
             self.params = self._start()
         return "train", WHOLE_PASS if self.count == 1 else self._sync_steps()
-
-    def _sync_steps(self) -> int:
-        steps = min(2**self.sync_round, SYNC_STEPS)
-        self.sync_round += 1
-        return steps
 
     def broadcast(self, phase):
         return self.params
@@ -330,7 +306,7 @@ class FactorizationMachinesAlgorithm(Algorithm):
         s, X2, XV = scores(Xc, float(p.bias[0]), w, V)
         n = len(y)
         if self.hp["predictor_type"] == "binary_classifier":
-            prob = _sigmoid(s)
+            prob = sigmoid(s)
             loss = -float(np.sum(y * np.log(np.clip(prob, 1e-15, 1)) + (1 - y) * np.log(np.clip(1 - prob, 1e-15, 1))))
             g = prob - y
         else:

@@ -17,7 +17,7 @@ from ..hyperparameters import AnyOf, Integer, ListOf, Options, Param, Real, Tune
 from ..model_io import ArraySpec
 from ..stats import metrics as M
 from ..stats.samples import HashSample, record_hashes
-from .base import COMMON, QUIET, Algorithm, Evaluator, Model
+from .base import COMMON, QUIET, Algorithm, Evaluator, Model, test_channel
 
 log = logging.getLogger("byoa.train")
 
@@ -162,7 +162,7 @@ class KMeansAlgorithm(Algorithm):
     channels = [
         ChannelRule("train", "records to cluster (labels, if any, are ignored)", required=True),
         ChannelRule("validation", "records scored with the same metrics, never trained on"),
-        ChannelRule("test", "records for the final metrics; without it, a held-out share of train (test_fraction)"),
+        test_channel("records"),
     ]
     objectives = {"clustering": "test:msd"}
     example = {"k": "3", "feature_dim": "4"}

@@ -18,7 +18,7 @@ from ..hyperparameters import AnyOf, Integer, Options, Param, Tune
 from ..model_io import ArraySpec
 from ..stats import metrics as M
 from ..stats.samples import HashSample, record_hashes
-from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels, test_channel
 from .kmeans import squared_distances
 
 log = logging.getLogger("byoa.train")
@@ -168,7 +168,7 @@ class KNNAlgorithm(Algorithm):
     channels = [
         ChannelRule("train", "labelled records; a seeded uniform sample of sample_size is kept as the index", required=True),
         ChannelRule("validation", "labelled records scored with the same metrics, never in the index"),
-        ChannelRule("test", "labelled records for the final metrics; without it, a held-out share of train (test_fraction)"),
+        test_channel(),
     ]
     objectives = {"binary": "test:accuracy", "multiclass": "test:accuracy", "regression": "test:mse"}
     example = {"k": "5", "feature_dim": "4", "predictor_type": "classifier", "sample_size": "150"}

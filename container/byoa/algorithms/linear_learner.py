@@ -29,8 +29,9 @@ from ..hyperparameters import AnyOf, Boolean, Integer, Mapping, Options, Param, 
 from ..model_io import ArraySpec, ModelFormatError
 from ..stats import metrics as M
 from ..stats import selection
+from ..stats.links import sigmoid, softmax
 from ..stats.selection import BinaryThreshold, criterion_score
-from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, LocalSteps, Model, ScoreEvaluator, require_labels, test_channel
 
 log = logging.getLogger("byoa.train")
 
@@ -57,7 +58,6 @@ AUTO_MODELS = 32  # num_models=auto, as the built-in's default
 AUTO_BATCH = 1000  # mini_batch_size=auto, as the built-in's default ...
 MIN_UPDATES = 32  # ... or smaller for small data, so that an epoch makes at least this many updates
 MAX_MODEL_WEIGHTS = 2**21  # auto: fewer models when feature_dim x outputs x models would pass this
-SYNC_STEPS = 64  # several hosts: most local mini-batches between averages of the parameters
 # The grid's nearby settings, nearest first; a value the user gives pins its axis.
 LR_FACTORS = (1.0, 10.0, 0.1, 3.0, 0.3, 30.0, 0.03)
 WD_VALUES = (0.0, 1e-4, 1e-2, 1e-3)
@@ -65,22 +65,12 @@ L1_VALUES = (0.0, 1e-4)
 BASE_LR = {"adam": 0.01, "rmsprop": 0.01, "sgd": 0.1}
 
 
-def _sigmoid(s):
-    return 0.5 * (1.0 + np.tanh(0.5 * s))
-
-
-def _softmax(S):
-    S = S - S.max(axis=-1, keepdims=True)
-    E = np.exp(S)
-    return E / E.sum(axis=-1, keepdims=True)
-
-
 def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict, value: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Per-record, per-model loss (n, m) and d loss / d score (n, m, c). ``S`` is (n, m, c): n records,
     m models, c outputs (c = 1 but for softmax); ``y`` holds the labels (class index for softmax).
     ``value=False`` skips the logistic loss's logarithms (its gradient does not need them): the loss is None."""
     if loss == "softmax_loss":
-        P = _softmax(S)
+        P = softmax(S)
         rows = np.arange(len(y))
         cls = y.astype(np.int64)
         value = -np.log(np.clip(P[rows, :, cls], 1e-15, 1))
@@ -88,7 +78,7 @@ def loss_and_gradient(loss: str, S: np.ndarray, y: np.ndarray, hp: dict, value: 
         return value, P
     s, y = S[:, :, 0], y[:, None]
     if loss == "logistic":
-        return np.logaddexp(0.0, s) - y * s if value else None, (_sigmoid(s) - y)[:, :, None]
+        return np.logaddexp(0.0, s) - y * s if value else None, (sigmoid(s) - y)[:, :, None]
     if loss == "hinge_loss":
         sign = 2.0 * y - 1.0
         margin = hp["margin"] - sign * s
@@ -333,15 +323,18 @@ class LinearModel(BinaryThreshold, Model):
     def predict(self, X) -> dict:
         S = self.raw_scores(X)
         if self.predictor_type == "binary_classifier":
-            score = _sigmoid(S[:, 0])
+            score = sigmoid(S[:, 0])
             return {"score": score.astype(np.float32), "predicted_label": (score >= self.threshold).astype(np.float32)}
         if self.predictor_type == "multiclass_classifier":
-            P = _softmax(S)
+            P = softmax(S)
             return {"score": P.astype(np.float32), "predicted_label": P.argmax(axis=1).astype(np.float32)}
         return {"score": (S[:, 0] * self.label_scale + self.label_mean).astype(np.float32)}
 
     def evaluator(self, role="test"):
-        return _LinearEvaluator(self)
+        return ScoreEvaluator(self, self.W.shape[1], self.top_k, self.beta)
+
+    def check_labels(self, y: np.ndarray, channel: str) -> None:
+        check_labels(self.predictor_type, self.W.shape[1], y, channel)
 
     def to_artifacts(self):
         arrays = {"W": self.W, "b": self.b, "mean": self.mean, "scale": self.scale}
@@ -391,34 +384,8 @@ class LinearModel(BinaryThreshold, Model):
         return model
 
 
-class _LinearEvaluator(Evaluator):
-    def __init__(self, model: LinearModel):
-        self.model = model
-        kind = model.predictor_type
-        if kind == "binary_classifier":
-            self.acc = M.BinaryAccumulator()
-        elif kind == "multiclass_classifier":
-            self.acc = M.MulticlassAccumulator(model.W.shape[1], model.top_k)
-        else:
-            self.acc = M.RegressionAccumulator()
 
-    def add(self, block: Block) -> None:
-        y = require_labels(block, self.channel)
-        check_labels(self.model.predictor_type, self.model.W.shape[1], y, self.channel)
-        out = self.model.predict(block.X)
-        self.acc.add(y, out["score"])
-
-    def result(self) -> dict:
-        kind = self.model.predictor_type
-        if kind == "binary_classifier":
-            return self.acc.result(self.model.threshold, self.model.beta)
-        if kind == "multiclass_classifier":
-            return self.acc.result(self.model.beta)
-        return self.acc.result()
-
-
-
-class LinearLearnerAlgorithm(Algorithm):
+class LinearLearnerAlgorithm(LocalSteps, Algorithm):
     name = "linear-learner"
     checkpoints = True
     width_costs = "weights, optimiser moments and the best weights: six arrays of features x outputs"
@@ -434,7 +401,7 @@ class LinearLearnerAlgorithm(Algorithm):
         ChannelRule("train", "labelled records (label first in CSV, the label field in RecordIO)", required=True),
         ChannelRule("validation", "early stopping, model selection and the decision threshold; without it, a held-out share of "
                     "train (threshold_fraction)"),
-        ChannelRule("test", "labelled records for the final metrics; without it, a held-out share of train (test_fraction)"),
+        test_channel(),
     ]
     objectives = {"binary": "validation:roc_auc_score", "multiclass": "validation:multiclass_accuracy", "regression": "validation:rmse"}
     example = {"predictor_type": "multiclass_classifier", "num_classes": "3"}
@@ -532,7 +499,6 @@ class LinearLearnerAlgorithm(Algorithm):
         self.training_loss_needed = True  # epochs are judged on the training loss only when there are no validation records
         self.epoch_loss: np.ndarray | float = 0.0
         self.epoch_weight = 0.0
-        self.sync_round = 0
         self._cols: dict | None = None  # partition side: the grid's per-column settings
         self.pieces: list | None = None  # partition side: the scaler round's records, cut into updates (phase warm)
         self.cursor = 0
@@ -571,12 +537,6 @@ class LinearLearnerAlgorithm(Algorithm):
             steps = None if self.count == 1 or phase == "train" else self._sync_steps()
             return self.scaling, self.params, self.update_batch, self.training_loss_needed, steps
         return self.scaling, self.params
-
-    def _sync_steps(self) -> int:
-        """Local updates before the next average: 1, 2, 4, ... up to SYNC_STEPS, from the start of each epoch."""
-        steps = min(2**self.sync_round, SYNC_STEPS)
-        self.sync_round += 1
-        return steps
 
     def partial(self, phase, shared, batches):
         if phase == "scale":
@@ -855,7 +815,7 @@ class LinearLearnerAlgorithm(Algorithm):
         accs = None
         for batch in batches:
             y = require_labels(batch, "validation")
-            prob = _sigmoid(self._scores(scaling, params.W, params.b, batch.X)[:, :, 0])
+            prob = sigmoid(self._scores(scaling, params.W, params.b, batch.X)[:, :, 0])
             accs = accs or [M.BinaryAccumulator() for _ in range(prob.shape[1])]
             for m, acc in enumerate(accs):
                 acc.add(y, prob[:, m])

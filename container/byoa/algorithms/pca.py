@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError
 from ..hyperparameters import Boolean, Integer, Options, Param, Real
 from ..model_io import ArraySpec
 from ..stats import metrics as M
-from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, test_channel
 
 
 class PCAModel(Model):
@@ -120,7 +120,7 @@ class PCAAlgorithm(Algorithm):
     channels = [
         ChannelRule("train", "records to project (labels, if any, are ignored)", required=True),
         ChannelRule("validation", "records scored with the same metrics, never fitted on"),
-        ChannelRule("test", "records for the final metrics; without it, a held-out share of train (test_fraction)"),
+        test_channel("records"),
     ]
     # no objective: more components always explain more variance, so tuning has nothing to find
     example = {"feature_dim": "4", "num_components": "2", "mini_batch_size": "50"}

@@ -22,7 +22,7 @@ from ..stats import metrics as M
 from ..stats import selection
 from ..stats.samples import nbytes
 from ..stats.selection import BinaryThreshold
-from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels, test_channel
 from .tree_walk import Walker, forest_problem
 
 log = logging.getLogger("byoa.train")
@@ -213,7 +213,7 @@ class _TreeAlgorithm(Algorithm):
         ChannelRule("train", "labelled records, read into memory in one pass (label first in CSV)", required=True),
         ChannelRule("validation", "a binary classifier's decision threshold is chosen on it; without it, on a held-out share "
                     "of train (threshold_fraction)"),
-        ChannelRule("test", "labelled records for the final metrics; without it, a held-out share of train (test_fraction)"),
+        test_channel(),
     ]
     objectives = {"binary": "validation:roc_auc_score", "multiclass": "test:multiclass_accuracy", "regression": "test:rmse"}
     example = {"predictor_type": "classifier"}

@@ -22,6 +22,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..cpus import available_cpus
 from ..data.blocks import Block, gather
@@ -30,7 +31,8 @@ from ..errors import ConfigError, DataError
 from ..hyperparameters import Integer, ListOf, Options, Param, Real, Tune
 from ..model_io import ArraySpec, ModelFormatError
 from ..stats import metrics as M
-from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Evaluator, Model, require_labels
+from ..stats.links import softmax
+from .base import COMMON, QUIET, WHOLE_PASS, Algorithm, Model, ScoreEvaluator, require_labels, test_channel
 
 log = logging.getLogger("byoa.train")
 
@@ -42,11 +44,6 @@ TRACKER_TIMEOUT = 300  # seconds the hosts have to reach the tracker
 
 def task_of(objective: str) -> str:
     return "binary" if objective == "binary:logistic" else "multiclass" if objective.startswith("multi:") else "regression"
-
-
-def _softmax(S: np.ndarray) -> np.ndarray:
-    E = np.exp(S - S.max(axis=1, keepdims=True))
-    return E / E.sum(axis=1, keepdims=True)
 
 
 class XGBoostModel(Model):
@@ -91,7 +88,7 @@ class XGBoostModel(Model):
         rounds = (0, self.rounds)
         if self.task == "multiclass":
             margins = self.booster.inplace_predict(X, predict_type="margin", iteration_range=rounds)
-            P = _softmax(np.asarray(margins, np.float64).reshape(len(margins), -1))
+            P = softmax(np.asarray(margins, np.float64).reshape(len(margins), -1))
             return {"score": P.astype(np.float32), "predicted_label": P.argmax(axis=1).astype(np.float32)}
         s = np.asarray(self.booster.inplace_predict(X, iteration_range=rounds), np.float32).reshape(-1)
         if self.task == "binary":
@@ -99,7 +96,10 @@ class XGBoostModel(Model):
         return {"score": s}
 
     def evaluator(self, role="test"):
-        return _XGBEvaluator(self)
+        return ScoreEvaluator(self, self.num_class)
+
+    def check_labels(self, y: np.ndarray, channel: str) -> None:
+        check_labels(self.objective, self.num_class, y, channel)
 
     def to_artifacts(self):
         arrays = {"model": np.frombuffer(self.model_json, np.uint8)}
@@ -187,25 +187,6 @@ def _check_tree(tree, t: int, n_features: int, bad) -> None:
         bad(f"tree {t} has a split or leaf value that is not finite")
 
 
-class _XGBEvaluator(Evaluator):
-    def __init__(self, model: XGBoostModel):
-        self.model = model
-        self.acc = {"binary": M.BinaryAccumulator, "regression": M.RegressionAccumulator}.get(model.task)
-        self.acc = self.acc() if self.acc else M.MulticlassAccumulator(model.num_class, 3)
-
-    def add(self, block: Block) -> None:
-        y = require_labels(block, self.channel)
-        check_labels(self.model.objective, self.model.num_class, y, self.channel)
-        self.acc.add(y, self.model.predict(block.X)["score"])
-
-    def result(self) -> dict:
-        if self.model.task == "binary":
-            return self.acc.result(self.model.threshold, 1.0)
-        if self.model.task == "multiclass":
-            return self.acc.result(1.0)
-        return self.acc.result()
-
-
 def check_labels(objective: str, num_class: int, y: np.ndarray, channel: str) -> None:
     """The labels each objective takes, refused with one line before xgboost's C++ would say it its own way."""
     if objective.startswith("multi:"):
@@ -256,7 +237,7 @@ class XGBoostAlgorithm(Algorithm):
         ChannelRule("train", "labelled records, read into memory in one pass (label first in CSV)", required=True),
         ChannelRule("validation", "scored after every round (validation-<metric> in the round lines) and used by "
                     "early_stopping_rounds"),
-        ChannelRule("test", "labelled records for the final metrics; without it, a held-out share of train (test_fraction)"),
+        test_channel(),
     ]
     objectives = {"binary": "test:roc_auc_score", "multiclass": "test:multiclass_accuracy", "regression": "test:rmse"}
     example = {"num_round": "10", "objective": "multi:softprob", "num_class": "3"}
@@ -396,8 +377,6 @@ class XGBoostAlgorithm(Algorithm):
 
 
 def _widened(X, width: int):
-    import scipy.sparse as sp
-
     if X.shape[1] == width:
         return X
     if sp.issparse(X):

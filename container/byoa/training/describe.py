@@ -104,15 +104,15 @@ def channels(names: list[str]) -> list[dict]:
     return out
 
 
-def objective_type(algorithm: str, objective: str) -> str:
-    channel, metric = objective.split(":", 1)
-    kind = next(m.kind for m in ALGORITHMS[algorithm].metric_defs if m.name == metric)
+def objective_type(names: list[str], objective: str) -> str:
+    """Maximize or Minimize, for an objective ("<channel>:<metric>") of these algorithms."""
+    metric = objective.split(":", 1)[1]
+    kind = next(m.kind for a in names for m in ALGORITHMS[a].metric_defs if m.name == metric)
     return "Maximize" if kind == "score" else "Minimize"
 
 
 def training_specification(names: list[str], image: str) -> dict:
     metrics = definitions(names)
-    kinds = {f"{c}:{m.name}": m.kind for a in names for m in ALGORITHMS[a].metric_defs for c in ("train", "validation", "test")}
     return {
         "TrainingImage": image,
         "SupportedHyperParameters": hyperparameters(names),
@@ -121,7 +121,7 @@ def training_specification(names: list[str], image: str) -> dict:
         "MetricDefinitions": metrics,
         "TrainingChannels": channels(names),
         "SupportedTuningJobObjectiveMetrics": [
-            {"Type": "Maximize" if kinds[d["Name"]] == "score" else "Minimize", "MetricName": d["Name"]}
+            {"Type": objective_type(names, d["Name"]), "MetricName": d["Name"]}
             for d in metrics if not d["Name"].startswith("train:")
         ],
     }
@@ -187,7 +187,7 @@ def tuning(names: list[str]) -> dict:
     return {
         algorithm: {
             "hyperparameter_ranges": {p.name: tuning_range(p) for p in ALGORITHMS[algorithm].params if p.tune},
-            "objectives": {task: {"objective_metric_name": o, "objective_type": objective_type(algorithm, o)}
+            "objectives": {task: {"objective_metric_name": o, "objective_type": objective_type([algorithm], o)}
                            for task, o in ALGORITHMS[algorithm].objectives.items()},
             "metric_definitions": definitions([algorithm]),
         }
