@@ -245,7 +245,7 @@ def test_folders_nested_absurdly_deep_are_refused(job):
 
 def test_a_csv_file_without_line_ends_fails_at_once_naming_file_and_byte(job):
     job.hyperparameters(KMEANS).channel("train", b"1,2,3,4\n" + b"7" * 3_000_000, CSV + ";label_size=0", filename="d.csv")
-    failed(job.run(env={"TRAIN_CSV_MAX_LINE_MB": "1"}), r"line 2 \(byte 8\) of .*d.csv runs past 1 MB without a line end")
+    failed(job.run(env={"TRAIN_MAX_LINE_MB": "1"}), r"line 2 \(byte 8\) of .*d.csv runs past 1 MB without a line end")
 
 
 def test_a_gzip_file_that_expands_absurdly_fails_at_once(job):

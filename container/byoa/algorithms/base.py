@@ -218,7 +218,8 @@ class Algorithm:
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if cls.working_bytes(hp, mid) <= budget else (lo, mid - 1)
         feature_dim = hp.get("feature_dim")
-        return FeatureCheck(feature_dim if isinstance(feature_dim, int) else None, lo, f"{cls.name}: {cls.width_costs}")
+        return FeatureCheck(feature_dim if isinstance(feature_dim, int) else None, lo, f"{cls.name}: {cls.width_costs}",
+                            needs_width=not cls.in_memory)
 
     @classmethod
     def validation_limit(cls, hp: dict) -> int | None:

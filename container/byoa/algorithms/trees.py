@@ -197,7 +197,7 @@ def join_forests(parts: list[tuple[dict, dict]]) -> tuple[dict, dict]:
         offset += len(left)
     joined = {k: np.concatenate(v) for k, v in nodes.items()}
     joined["classes"] = classes
-    return joined, meta0
+    return joined, {**meta0, "n_features": max(meta["n_features"] for _, meta in parts)}  # libsvm: hosts' widths differ
 
 
 class _TreeAlgorithm(Algorithm):

@@ -22,10 +22,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..cpus import available_cpus
-from ..data.blocks import Block, gather
+from ..data.blocks import Block, gather, widened
 from ..data.inputs import ChannelRule
 from ..errors import ConfigError, DataError
 from ..hyperparameters import Integer, ListOf, Options, Param, Real, Tune
@@ -207,7 +206,7 @@ class Held:
     """What a partition holds after reading its training records."""
 
     records: int
-    width: int
+    width: int  # of its widest training or validation record: the model's (text/libsvm records carry no width)
     validation: int
 
     def merge(self, other: "Held") -> "Held":
@@ -324,9 +323,9 @@ class XGBoostAlgorithm(Algorithm):
             self.block = gather(batches)
             if self.block is not None:
                 check_labels(self.hp["objective"], self.num_class, require_labels(self.block, "train"), "train")
-            validation = sum(len(b) for b in self.validation_records())
-            return Held(0 if self.block is None else len(self.block), 0 if self.block is None else self.block.n_features,
-                        validation)
+            validation = self.validation_records()
+            width = max([b.n_features for b in validation] + [0 if self.block is None else self.block.n_features])
+            return Held(0 if self.block is None else len(self.block), width, sum(len(b) for b in validation))
         return self._boost(*shared)
 
     def merge(self, phase, a, b):
@@ -377,11 +376,11 @@ class XGBoostAlgorithm(Algorithm):
 
 
 def _widened(X, width: int):
-    if X.shape[1] == width:
-        return X
-    if sp.issparse(X):
-        return sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], width))
-    raise DataError(f"records have {X.shape[1]} features where other records have {width}")
+    """Records as wide as the widest a partition holds (text/libsvm records carry no width)."""
+    try:
+        return widened(X, width)
+    except ValueError:
+        raise DataError(f"records have {X.shape[1]} features where other records have {width}") from None
 
 
 def round_lines():

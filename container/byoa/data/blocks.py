@@ -13,6 +13,8 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import DataError
+
 
 @dataclass
 class Block:
@@ -54,12 +56,48 @@ def first_non_finite(X) -> tuple[int, int, float] | None:
     return int(row), int(col), float(X[row, col])
 
 
+def widened(X, width: int):
+    """Sparse records ``width`` columns wide, the columns they did not reach being zero (libsvm records carry no
+    width; sparse requests may omit trailing zeros). Dense records are as wide as they are."""
+    if X.shape[1] == width:
+        return X
+    if not sp.issparse(X) or X.shape[1] > width:
+        raise ValueError(f"records {X.shape[1]} wide cannot be made {width} wide")
+    X = sp.csr_matrix(X)
+    return sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], width))
+
+
+def fit_width(X, width: int, whose: str = "the model's"):
+    """X as the ``width`` features a model takes: sparse records may be narrower (libsvm records carry no width,
+    sparse requests may omit trailing zeros). DataError names the first record that does not fit."""
+    got = X.shape[1]
+    if got == width:
+        return X
+    if not sp.issparse(X):
+        raise DataError(f"each record needs {width} features ({whose}); got {got} (record 0)")
+    if got < width:
+        return widened(X, width)
+    X = sp.csr_matrix(X)
+    if (X.indices >= width).any():
+        row, column = first_beyond(X, width)
+        raise DataError(f"record {row} has feature index {column}, beyond {whose} {width} features (indices count from 0)")
+    raise DataError(f"the records have {got} features (sparse shape), more than {whose} {width}")
+
+
+def first_beyond(X, width: int) -> tuple[int, int]:
+    """(row, column) of the first stored value of sparse X in a column >= ``width``: what makes X too wide."""
+    X = sp.csr_matrix(X)
+    i = int(np.argmax(X.indices >= width))
+    return int(np.searchsorted(X.indptr, i, side="right") - 1), int(X.indices[i])
+
+
 def concat(blocks: list[Block]) -> Block:
-    """Stack blocks; mixes of dense and sparse become sparse."""
+    """Stack blocks; mixes of dense and sparse become sparse, sparse ones as wide as the widest."""
     if len(blocks) == 1:
         return blocks[0]
     if any(sp.issparse(b.X) for b in blocks):
-        X = sp.vstack([sp.csr_matrix(b.X) for b in blocks], format="csr", dtype=np.float32)
+        width = max(b.n_features for b in blocks)
+        X = sp.vstack([sp.csr_matrix(widened(b.X, width)) for b in blocks], format="csr", dtype=np.float32)
     else:
         X = np.concatenate([b.X for b in blocks])
     if all(b.y is None for b in blocks):

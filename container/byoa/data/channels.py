@@ -14,8 +14,9 @@ from typing import Iterator
 
 from ..errors import ConfigError, DataError, shown
 from . import limits, media, recordio
-from .blocks import Block, first_non_finite, gather
+from .blocks import Block, first_beyond, first_non_finite, gather, widened
 from .csv_codec import CsvDecoder
+from .libsvm_codec import LibsvmDecoder
 from .limits import MAX_FEATURES
 from .protobuf_codec import RecordIOProtobufDecoder
 from .sources import channel_files, fifo_chunks, file_chunks
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 SUPPORTED = media.names("channel")
 INPUT_MODES = ("File", "Pipe", "FastFile")  # FastFile streams files on access: read as File mode
-COMPRESSIONS = ("None", "Gzip")  # Gzip: File mode reads every file as gzip; in Pipe mode SageMaker decompresses
+COMPRESSIONS = ("None", "Gzip")
+SUFFIXES = {".csv": media.CSV, ".libsvm": media.LIBSVM, ".svm": media.LIBSVM}  # File mode without a ContentType  # Gzip: File mode reads every file as gzip; in Pipe mode SageMaker decompresses
 
 
 def content_types() -> list[str]:
@@ -35,6 +37,8 @@ def content_types() -> list[str]:
 def _decoder(kind: media.MediaType, where: str):
     if kind.essence == media.CSV:
         return CsvDecoder(where, label_size(kind))
+    if kind.essence == media.LIBSVM:
+        return LibsvmDecoder(where)
     return RecordIOProtobufDecoder(where)
 
 
@@ -80,11 +84,16 @@ class ChannelSpec:
 class FeatureCheck:
     """Every record of every channel must have the same feature count: ``feature_dim`` when the algorithm declares
     it, else the first one seen; and no more than ``max_features``, the most the algorithm can train on within
-    ``limits.model_bytes`` (``why`` says what grows with the width)."""
+    ``limits.model_bytes`` (``why`` says what grows with the width).
 
-    def __init__(self, expected: int | None, max_features: int = MAX_FEATURES, why: str = ""):
-        self.expected, self.max_features, self.why = expected, max_features, why
+    text/libsvm records carry no width, only their largest index: they are widened to the expected count and may not
+    reach beyond it. Before any count is known, an algorithm that gathers its records in memory takes them as they
+    are (``blocks.concat`` widens them to the widest); one that streams them (``needs_width``) needs feature_dim."""
+
+    def __init__(self, expected: int | None, max_features: int = MAX_FEATURES, why: str = "", needs_width: bool = False):
+        self.expected, self.max_features, self.why, self.needs_width = expected, max_features, why, needs_width
         self.source = "feature_dim" if expected is not None else ""
+        self.libsvm_width = 0  # the widest text/libsvm records seen before a count was known
         if expected is not None and expected > max_features:
             raise ConfigError(self._too_wide("feature_dim", expected))
 
@@ -92,17 +101,38 @@ class FeatureCheck:
         return (f"{what} has {width:,} features; training can take at most {self.max_features:,} within "
                 f"TRAIN_MAX_MODEL_MB={limits.model_bytes() // 1_000_000} ({self.why}). Is the (sparse) shape right?")
 
-    def __call__(self, block: Block, where: str, first_record: int) -> None:
+    def __call__(self, block: Block, where: str, first_record: int, fixed: bool = True) -> Block:
+        """The block as the algorithm takes it; ``fixed``: its records say how wide they are (all but libsvm's)."""
         width = block.n_features
         if width > self.max_features:
-            raise DataError(self._too_wide(f"{where}: record {first_record}", width))
+            row = first_beyond(block.X, self.max_features)[0] if not fixed else 0
+            raise DataError(self._too_wide(f"{where}: record {first_record + row}", width))
+        if not fixed:
+            return self._libsvm(block, where, first_record)
         if self.expected is None:
+            if width < self.libsvm_width:
+                raise DataError(f"{where}: records from {first_record} on have {width} features, but text/libsvm records "
+                                f"before them reach index {self.libsvm_width - 1}")
             self.expected, self.source = width, f"the first records ({where})"
         elif width != self.expected:
             raise DataError(
                 f"{where}: records from {first_record} on have {width} features, "
                 f"but {self.source}{'=' if self.source == 'feature_dim' else ' have '}{self.expected}"
             )
+        return block
+
+    def _libsvm(self, block: Block, where: str, first_record: int) -> Block:
+        if self.expected is None:
+            if self.needs_width:
+                raise ConfigError(f"{where} is text/libsvm, whose records carry no width, and this algorithm streams its "
+                                  "records: set feature_dim, the number of features")
+            self.libsvm_width = max(self.libsvm_width, block.n_features)
+            return block
+        if block.n_features > self.expected:
+            row, column = first_beyond(block.X, self.expected)
+            limit = f"feature_dim={self.expected}" if self.source == "feature_dim" else f"the {self.expected} features of {self.source}"
+            raise DataError(f"{where}: record {first_record + row} has feature index {column}, beyond {limit} (indices count from 0)")
+        return Block(widened(block.X, self.expected), block.y)
 
 
 @dataclass
@@ -136,14 +166,13 @@ class Channel:
     def _default_note(self) -> str:
         if self.spec.mode == "Pipe":
             return f"{media.RECORDIO_PROTOBUF} (no ContentType given: default for Pipe mode)"
-        return f"none given: {media.CSV} for .csv files, {media.RECORDIO_PROTOBUF} otherwise"
+        return f"none given: {media.CSV} for .csv files, {media.LIBSVM} for .libsvm and .svm, {media.RECORDIO_PROTOBUF} otherwise"
 
     def _media_for(self, path: Path | None) -> media.MediaType:
         if self.spec.content_type is not None:
             return self.spec.content_type
-        if path is not None and (path.suffix == ".csv" or path.name.endswith(".csv.gz")):
-            return media.parse(media.CSV)
-        return media.parse(media.RECORDIO_PROTOBUF)
+        name = "" if path is None else path.name.removesuffix(".gz")
+        return media.parse(SUFFIXES.get(name[name.rfind("."):] if "." in name else "", media.RECORDIO_PROTOBUF))
 
     def _sources(self, epoch: int):
         """(where, media type, byte chunks) per source; with a RecordIO wrapper, per wrapped S3 object."""
@@ -171,19 +200,19 @@ class Channel:
             for chunk in chunks:
                 self.bytes_last_pass += len(chunk)
                 for block in decoder.feed(chunk):
-                    first = self._checked(block, where, first)
-                    yield block
+                    yield self._checked(block, where, first, decoder.fixed_width)
+                    first += len(block)
             for block in decoder.finish():
-                first = self._checked(block, where, first)
-                yield block
+                yield self._checked(block, where, first, decoder.fixed_width)
+                first += len(block)
 
-    def _checked(self, block: Block, where: str, first: int) -> int:
+    def _checked(self, block: Block, where: str, first: int, fixed: bool) -> Block:
         if self.feature_check is not None:
-            self.feature_check(block, where, first)
+            block = self.feature_check(block, where, first, fixed)
         bad = first_non_finite(block.X)
         if bad is not None:
             raise DataError(f"{where}: record {first + bad[0]} has a NaN or infinite feature value")
-        return first + len(block)
+        return block
 
     def read_all(self) -> Block | None:
         """The next pass, in memory (in-memory algorithms), or None if it has no records."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError, shown
 from .blocks import Block
-from .limits import csv_line_bytes
+from .lines import LineDecoder
 
 
 def _line_problem(line: bytes, width: int | None, quote: bool) -> str | None:
@@ -56,37 +56,18 @@ def parse_rows(text: bytes, width: int | None = None, where: str = "request body
     raise DataError(f"{where} could not be parsed as CSV")  # numpy disagreed with the line scan
 
 
-class CsvDecoder:
-    """Turns the bytes of one source into Blocks; ``label_size`` leading columns are the label."""
+class CsvDecoder(LineDecoder):
+    """``label_size`` leading columns are the label."""
+
+    format_name = "CSV"
 
     def __init__(self, where: str, label_size: int = 1):
-        self.where = where
+        super().__init__(where)
         self.label_size = label_size
-        self.max_line = csv_line_bytes()
-        self._tail = b""
-        self._offset = 0
-        self._line = 1
         self.width: int | None = None
-        self.records = 0
 
-    def feed(self, chunk: bytes) -> list[Block]:
-        buf = self._tail + chunk if self._tail else chunk
-        cut = buf.rfind(b"\n") + 1
-        self._tail = buf[cut:]
-        blocks = self._decode(buf[:cut]) if cut else []
-        if len(self._tail) > self.max_line:
-            raise DataError(f"line {self._line} (byte {self._offset}) of {self.where} runs past {self.max_line / 1e6:g} MB without "
-                            "a line end: not CSV? (the limit is TRAIN_CSV_MAX_LINE_MB)")
-        return blocks
-
-    def finish(self) -> list[Block]:
-        tail, self._tail = self._tail, b""
-        return self._decode(tail) if tail.strip() else []
-
-    def _decode(self, text: bytes) -> list[Block]:
-        rows = parse_rows(text, self.width, self.where, self._line, self._offset, quote=False)
-        self._line += text.count(b"\n")
-        self._offset += len(text)
+    def decode(self, text: bytes) -> list[Block]:
+        rows = parse_rows(text, self.width, self.where, self.line, self.offset, quote=False)
         if rows.size == 0:
             return []
         if self.width is None:
@@ -95,7 +76,6 @@ class CsvDecoder:
                 raise DataError(
                     f"{self.where} has {self.width} columns: no feature columns after {self.label_size} label column(s)"
                 )
-        self.records += len(rows)
         if self.label_size == 0:
             return [Block(rows)]
         return [Block(np.ascontiguousarray(rows[:, 1:]), rows[:, 0].copy())]

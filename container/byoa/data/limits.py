@@ -10,9 +10,9 @@ def _megabytes(name: str, default: float) -> int:
     return int(float(os.environ.get(name, default)) * 1e6)
 
 
-def csv_line_bytes() -> int:
-    """Longest CSV line (TRAIN_CSV_MAX_LINE_MB, default 8): a file without line ends is not CSV."""
-    return _megabytes("TRAIN_CSV_MAX_LINE_MB", 8)
+def line_bytes() -> int:
+    """Longest CSV or libsvm line (TRAIN_MAX_LINE_MB, default 8): a file without line ends is not text."""
+    return _megabytes("TRAIN_MAX_LINE_MB", 8)
 
 
 def record_bytes() -> int:

@@ -16,6 +16,7 @@ RECORDIO_PROTOBUF = "application/x-recordio-protobuf"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 NPY = "application/x-npy"
+LIBSVM = "text/libsvm"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ REGISTRY: dict[str, Media] = {
         Media(JSON, request=True, response=True),
         Media(JSONLINES, aliases=("application/x-jsonlines", "application/jsonl"), request=True, response=True),
         Media(NPY, request=True),
+        Media(LIBSVM, aliases=("text/x-libsvm",), channel=True, request=True),
     )
 }
 _ALIASES = {alias: m.name for m in REGISTRY.values() for alias in m.aliases}

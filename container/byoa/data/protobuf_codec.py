@@ -370,6 +370,8 @@ class RecordIOProtobufDecoder:
     Feed chunks with ``feed``; ``finish`` checks that the stream ended on a record boundary.
     """
 
+    fixed_width = True  # every record says how wide it is (a sparse one by its shape)
+
     def __init__(self, where: str):
         self.where = where
         self.framer = recordio.Framer(where, record_bytes())

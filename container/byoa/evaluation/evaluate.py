@@ -14,7 +14,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..data.blocks import Block, rebatch
+from ..data.blocks import Block, fit_width, rebatch
+from ..errors import DataError
 from ..stats.metrics import ACCURACY, CHANNELS
 from .baseline import BaselineStats, baseline
 
@@ -68,7 +69,10 @@ def evaluate(model, records: dict[str, tuple[str, Iterable[Block], int | None]],
         if role in scored:
             ev = model.evaluator(role)
             ev.channel = channel
+        first = 0
         for block in rebatch(blocks, EVAL_BATCH):
+            block = _fitted(block, model.n_features, channel, first)
+            first += len(block)
             stats.add(block)
             if ev is not None:
                 ev.add(block)
@@ -79,6 +83,14 @@ def evaluate(model, records: dict[str, tuple[str, Iterable[Block], int | None]],
         if ev is not None:
             out.evaluators[role] = ev
     return out
+
+
+def _fitted(block: Block, width: int, channel: str, first: int) -> Block:
+    """The records as wide as the model (text/libsvm records carry no width); else one line naming the record."""
+    try:
+        return Block(fit_width(block.X, width, "the model's"), block.y)
+    except DataError as exc:
+        raise DataError(f"channel '{channel}': {exc} (counting records from {first})") from None
 
 
 def headline(task: str, result: dict, base: dict) -> tuple[str, float]:

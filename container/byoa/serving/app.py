@@ -18,8 +18,8 @@ from pathlib import Path
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from ..data.blocks import first_non_finite
-from ..errors import shown
+from ..data.blocks import first_non_finite, fit_width
+from ..errors import DataError, shown
 from . import codecs
 from .codecs import ClientError
 
@@ -94,15 +94,10 @@ def error(status: int, kind: str, message: str, request_id: str | None = None) -
 
 def check_records(X, model) -> object:
     """The records the model can take: the right width, finite values. Sparse rows may omit trailing zeros."""
-    expected, got = model.n_features, X.shape[1]
-    if hasattr(X, "tocsr"):
-        if got > expected:
-            raise codecs.bad_request(f"the records have {got} features (sparse shape), the model takes {expected}")
-        if got < expected:
-            X = X.tocsr().copy()
-            X.resize((X.shape[0], expected))
-    elif got != expected:
-        raise codecs.bad_request(f"each record needs {expected} features (the model's); got {got} (record 0)")
+    try:
+        X = fit_width(X, model.n_features)
+    except DataError as exc:
+        raise codecs.bad_request(str(exc)) from None
     bad = first_non_finite(X)
     if bad is not None:
         row, col, value = bad

@@ -20,7 +20,7 @@ import numpy as np
 from .. import npy
 from ..data import media
 from ..data.limits import MAX_FEATURES
-from ..data.media import CSV, JSON, JSONLINES, NPY
+from ..data.media import CSV, JSON, JSONLINES, LIBSVM, NPY
 from ..data.media import RECORDIO_PROTOBUF as PROTOBUF
 from ..errors import DataError
 
@@ -202,6 +202,16 @@ def _protobuf(body: bytes, kind):
     return concat(blocks).X
 
 
+def _libsvm(body: bytes, kind):
+    """One record per line, ``index:value`` items; a leading label, as training lines have, is ignored."""
+    from ..data.libsvm_codec import parse_lines
+
+    try:
+        return parse_lines(body, "the libsvm body", labelled=False, blank_lines=False)[0]
+    except DataError as exc:
+        raise bad_request(str(exc)) from None
+
+
 def _npy(body: bytes, kind) -> np.ndarray:
     try:
         array = npy.read(io.BytesIO(body), len(body))
@@ -212,7 +222,7 @@ def _npy(body: bytes, kind) -> np.ndarray:
     return np.atleast_2d(array).astype(np.float32)
 
 
-DECODERS: dict[str, Callable] = {CSV: _csv, JSON: _json, JSONLINES: _jsonlines, PROTOBUF: _protobuf, NPY: _npy}
+DECODERS: dict[str, Callable] = {CSV: _csv, JSON: _json, JSONLINES: _jsonlines, PROTOBUF: _protobuf, NPY: _npy, LIBSVM: _libsvm}
 
 
 def decode(content_type: str | None, body: bytes):
