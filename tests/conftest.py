@@ -36,6 +36,7 @@ from byoa.data.protobuf_codec import encode_rows  # noqa: E402
 CSV = "text/csv"
 CSV_NO_LABEL = "text/csv;label_size=0"
 PROTOBUF = "application/x-recordio-protobuf"
+LIBSVM = "text/libsvm"
 
 
 # ----------------------------------------------------------------------------- data writers
@@ -47,6 +48,19 @@ def csv_bytes(X, y=None) -> bytes:
     out = io.StringIO()
     np.savetxt(out, table, delimiter=",", fmt="%.9g")
     return out.getvalue().encode()
+
+
+def libsvm_bytes(X, y=None) -> bytes:
+    """text/libsvm lines as scikit-learn writes them (with its header comments), 0-based; without ``y``, lines without
+    a label, as a request may send them."""
+    from sklearn.datasets import dump_svmlight_file
+
+    X = sp.csr_matrix(X, dtype=np.float32)
+    if y is None:
+        return b"".join(b" ".join(b"%d:%.9g" % (j, v) for j, v in zip(X[i].indices, X[i].data)) + b"\n" for i in range(X.shape[0]))
+    out = io.BytesIO()
+    dump_svmlight_file(X, np.asarray(y), out, zero_based=True)
+    return out.getvalue()
 
 
 def sdk_recordio(X, y=None) -> bytes:
@@ -62,9 +76,11 @@ def sdk_recordio(X, y=None) -> bytes:
 
 
 def encode(fmt: str, X, y=None) -> tuple[bytes, str, str]:
-    """(bytes, content type, file suffix) of a dataset in one of: csv, dense, sparse."""
+    """(bytes, content type, file suffix) of a dataset in one of: csv, dense, sparse, libsvm (labels 0 when none)."""
     if fmt == "csv":
         return csv_bytes(X, y), CSV if y is not None else CSV_NO_LABEL, ".csv"
+    if fmt == "libsvm":
+        return libsvm_bytes(X, np.zeros(X.shape[0]) if y is None else y), LIBSVM, ".libsvm"
     X = sp.csr_matrix(X, dtype=np.float32) if fmt == "sparse" else np.asarray(X, dtype=np.float32)
     return sdk_recordio(X, None if y is None else np.asarray(y, dtype=np.float32)), PROTOBUF, ".pbr"
 

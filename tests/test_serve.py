@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from byoa.data.byoa_record_pb2 import Record
 from byoa.data import recordio
-from conftest import CONTAINER, CSV, MODELS, Job, csv_bytes, encode_rows, seal, separable, wait_for
+from conftest import CONTAINER, CSV, MODELS, Job, csv_bytes, encode_rows, libsvm_bytes, seal, separable, wait_for
 from serve_helpers import ServeProcess
 
 EXPECTED_OUTPUTS = {
@@ -66,6 +66,8 @@ def requests_for(X: np.ndarray) -> dict[str, tuple[bytes, str]]:
         "protobuf-dense": (encode_rows(X), "application/x-recordio-protobuf"),
         "protobuf-sparse": (encode_rows(sparse), "application/x-recordio-protobuf"),
         "npy": (npy.getvalue(), "application/x-npy"),
+        "libsvm": (libsvm_bytes(X, np.zeros(len(X))), "text/libsvm"),  # a label first, as training lines have: ignored
+        "libsvm-no-label": (libsvm_bytes(X), "text/x-libsvm"),
     }
 
 
@@ -179,6 +181,12 @@ def _record_with_an_11_byte_key() -> bytes:
     (encode_rows(np.ones((1, 4), np.float32)) + encode_rows(np.ones((1, 3), np.float32)), "application/x-recordio-protobuf", None, 400,
      "record 1 of the RecordIO-protobuf body has 3 features, the records before it have 4"),
     (recordio.encode(_record_with_an_11_byte_key()), "application/x-recordio-protobuf", None, 400, "a varint longer than 10 bytes"),
+    (b"0:5.1 1:3.5 4:1", "text/libsvm", None, 400, "record 0 has feature index 4, beyond the model's 4 features"),
+    (b"0:5.1 1:3.5\n\n2:1", "text/libsvm", None, 400, "line 2 (byte 12) of the libsvm body holds no record"),
+    (b"1 0:5.1 0:3.5", "text/libsvm", None, 400, "line 1 (byte 0) of the libsvm body repeats index 0 (item 2)"),
+    (b"1 0:5.1 qid:3", "text/libsvm", None, 400, "has a qid: item (ranking groups are not supported)"),
+    (b"0:5.1 1:x", "text/libsvm", None, 400, "has item 2 '1:x', which is not index:value"),
+    (b"0:5.1 1:nan", "text/libsvm", None, 400, "record 0, feature 1 is nan"),
 ])
 def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(kmeans_server, body, content_type, accept, status, says):
     server, _ = kmeans_server

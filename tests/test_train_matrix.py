@@ -1,4 +1,4 @@
-"""Every algorithm x {CSV, RecordIO dense, RecordIO sparse} x {File, Pipe (2 epochs, real FIFOs)},
+"""Every algorithm x {CSV, RecordIO dense, RecordIO sparse, libsvm} x {File, Pipe (2 epochs, real FIFOs)},
 through container/train on a fake /opt/ml.
 
 The same data must give the same model whatever the format or mode (the data
@@ -61,13 +61,15 @@ def reference(tmp_path_factory, iris):
 
 
 @pytest.mark.parametrize("algorithm", list(CASES))
-@pytest.mark.parametrize("fmt", ["csv", "dense", "sparse"])
+@pytest.mark.parametrize("fmt", ["csv", "dense", "sparse", "libsvm"])
 @pytest.mark.parametrize("mode", ["File", "Pipe"])
 def test_every_algorithm_format_and_mode(algorithm, fmt, mode, make_job, iris, reference):
     data_name, supervised, hp, good = CASES[algorithm]
     X, y = dataset(data_name, iris)
     data, content_type, suffix = encode(fmt, X, y if supervised else None)
     job = make_job(f"{algorithm}-{fmt}-{mode}")
+    if fmt == "libsvm" and algorithm == "linear-learner":
+        hp = {**hp, "feature_dim": 4}  # libsvm lines carry no width: a streaming algorithm needs it declared
     job.hyperparameters({"algorithm": algorithm, **hp})
     job.channel("train", data, content_type, mode=mode, filename=f"part-0{suffix}", epochs=PIPE_PASSES[algorithm])
     result = job.run()
@@ -79,7 +81,7 @@ def test_every_algorithm_format_and_mode(algorithm, fmt, mode, make_job, iris, r
         assert result.stdout.count("#progress_metric") == EPOCHS
     manifest, predicted = outputs(job, X)
     assert manifest["algorithm"] == algorithm and manifest["format_version"] == 1
-    key = (algorithm, "sparse" if fmt == "sparse" else "dense")
+    key = (algorithm, "sparse" if fmt in ("sparse", "libsvm") else "dense")
     if key in reference:
         # Same values in another format or mode: the same model (sparse: the same up to float rounding,
         # except linear-learner, which scales sparse data without centring it, as the built-in does).
