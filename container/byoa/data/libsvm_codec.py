@@ -121,25 +121,27 @@ def _line_problem(line: bytes, labelled: bool, quote: bool) -> str | None:
     if not items:
         return None
 
-    def shown_item(item: bytes) -> str:
-        return f"{shown(item.decode('utf-8', 'replace')[:40])!r}, " if quote else ""
+    def quoted(item: bytes) -> str:
+        return repr(shown(item.decode("utf-8", "replace")[:40]))
 
     if b":" not in items[0]:
         if not _is_number(items[0]):
-            return f"starts with {shown_item(items[0])}where its label belongs, and that is not a number"
+            return (f"starts with {quoted(items[0])} where its label belongs, and that is not a number" if quote
+                    else "starts with something other than a number where its label belongs")
         items = items[1:]
     elif labelled:
-        return (f"starts with {shown_item(items[0])}where its label belongs, and a label is a number (label:weight, "
-                "an instance weight, is not supported)")
+        return (f"starts with {quoted(items[0]) if quote else 'index:value'} where its label belongs; a label is a number "
+                "(label:weight, an instance weight, is not supported)")
     seen = set()
     for k, item in enumerate(items, 1):
         index, colon, value = item.partition(b":")
+        shown_item = f"item {k} {quoted(item)}" if quote else f"item {k}"
         if index == b"qid":
             return "has a qid: item (ranking groups are not supported)"
         if not colon or b":" in value or not index.isdigit() or not _is_number(value):
-            return f"has item {k} {shown_item(item)}which is not index:value (a whole number from 0, a colon, a number)"
+            return f"has {shown_item}, which is not index:value (a whole number from 0, a colon, a number)"
         if len(index) > 10 or int(index) >= MAX_FEATURES:
-            return f"has item {k} {shown_item(item)}whose index is beyond {MAX_FEATURES - 1:,}, the largest there may be"
+            return f"has {shown_item}, whose index is beyond {MAX_FEATURES - 1:,}, the largest there may be"
         if int(index) in seen:
             return f"repeats index {int(index)} (item {k})" if quote else f"repeats an index (item {k})"
         seen.add(int(index))
