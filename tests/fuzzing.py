@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from byoa.data import recordio
 from byoa.data.blocks import concat
 from byoa.data.csv_codec import CsvDecoder
+from byoa.data.libsvm_codec import LibsvmDecoder
 from byoa.data.protobuf_codec import RecordIOProtobufDecoder, parse_record
 from byoa.errors import DataError
 from byoa.serving import codecs
@@ -120,6 +121,47 @@ def csv_bodies(draw):
     end = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     text = end.join(",".join(cells) for cells in lines) + draw(st.sampled_from(["", end, end * 2]))
     return text.encode("utf-8", errors="surrogatepass")
+
+# ----------------------------------------------------------------------------- libsvm
+
+libsvm_indices = st.one_of(st.integers(0, 12).map(str), st.sampled_from(EDGE_INTS).map(str), integers.map(str),
+                           st.sampled_from(["", "qid", "01", "1e2", "+1", "-0", "1.0", "9" * 30, "x", "١"]))
+libsvm_values = st.one_of(numbers.map(repr), csv_tokens)
+good_items = st.tuples(st.integers(0, 12), st.one_of(st.floats(-1e6, 1e6), st.integers(-99, 99), st.sampled_from(EDGE_FLOATS)))
+odd_items = st.one_of(
+    st.tuples(libsvm_indices, libsvm_values).map(":".join),
+    st.sampled_from([":", "::", "1::2", "1:2:3", ":1", "1:", "#", "# 1:2", "\x00", "1:2\x00"]),
+    libsvm_values,
+)
+good_labels = st.one_of(st.integers(-3, 3).map(str), st.floats(-10, 10).map(repr))
+odd_labels = st.one_of(numbers.map(repr), st.just(""), st.sampled_from(["1:0.5", "x", "nan"]))
+libsvm_separators = st.sampled_from([" ", " ", " ", "\t", "  ", "\x0b", "\x0c", " \r"])
+
+
+@st.composite
+def libsvm_line(draw):
+    """A label and index:value items, mostly well formed (in any order, sometimes repeated); now and then an odd
+    label or item."""
+    items = [f"{i}:{v!r}" for i, v in draw(st.lists(good_items, max_size=5, unique_by=lambda item: item[0]))]
+    if items and draw(st.integers(0, 8)) == 0:
+        items.append(items[0])  # an index twice
+    if draw(st.integers(0, 5)) == 0:
+        items.insert(draw(st.integers(0, len(items))), draw(odd_items))
+    label = draw(odd_labels if draw(st.integers(0, 5)) == 0 else good_labels)
+    parts = ([label] if label else []) + items
+    sep = draw(libsvm_separators)
+    return draw(st.sampled_from(["", " ", "\t"])) + sep.join(parts) + draw(st.sampled_from(["", " ", " # note"]))
+
+
+@st.composite
+def libsvm_bodies(draw):
+    lines = draw(st.lists(libsvm_line(), min_size=1, max_size=6))
+    end = draw(st.sampled_from(["\n", "\r\n", "\n\n", "\r"]))
+    text = (end.join(lines) + draw(st.sampled_from(["", end]))).encode("utf-8", errors="surrogatepass")
+    if draw(st.integers(0, 8)) == 0 and text:
+        i = draw(st.integers(0, len(text) - 1))
+        text = text[:i] + bytes([draw(st.integers(0, 255))]) + text[i + 1:]
+    return text
 
 # ----------------------------------------------------------------------------- RecordIO-protobuf, built by hand
 
@@ -292,12 +334,16 @@ def _fed(decoder, data: bytes, chunk: int):
 
 def _outcome(make, data: bytes, chunk: int):
     """('ok', [(X, y) per run of records of one width]) or ('error', message): what a training decoder makes of
-    ``data`` fed in ``chunk``-byte pieces. (Widths that change are the channel's to report, with the file's name.)"""
+    ``data`` fed in ``chunk``-byte pieces. (Widths that change are the channel's to report, with the file's name;
+    libsvm records carry no width, so all of them are one run, as wide as the widest.)"""
+    decoder = make()
     try:
-        blocks = _fed(make(), data, chunk)
+        blocks = _fed(decoder, data, chunk)
     except DataError as exc:
         assert str(exc) and "\n" not in str(exc), str(exc)
         return ("error", str(exc))
+    if not decoder.fixed_width:
+        return ("ok", [(concat(blocks).X, concat(blocks).y)] if blocks else [])
     runs = []
     for block in blocks:
         if runs and runs[-1][-1].n_features == block.n_features:
@@ -329,7 +375,8 @@ def same_matrix(a, b) -> bool:
 def check_training_decoder(kind: str, data: bytes, chunk: int) -> None:
     """A training decoder raises only DataError (one line), and decodes the same in any chunking."""
     CASES[f"training {kind}"] += 1
-    make = {"csv": lambda: CsvDecoder("f"), "recordio-protobuf": lambda: RecordIOProtobufDecoder("f")}[kind]
+    make = {"csv": lambda: CsvDecoder("f"), "recordio-protobuf": lambda: RecordIOProtobufDecoder("f"),
+            "libsvm": lambda: LibsvmDecoder("f")}[kind]
     whole, pieces = _outcome(make, data, max(len(data), 1)), _outcome(make, data, chunk)
     assert whole[0] == pieces[0], (whole, pieces)
     if whole[0] == "ok":
@@ -338,6 +385,24 @@ def check_training_decoder(kind: str, data: bytes, chunk: int) -> None:
             assert same_matrix(X1, X2) and same_labels(y1, y2), "different records in another chunking"
     if kind == "recordio-protobuf":
         _compare_with_the_protobuf_library(data, whole)
+    if kind == "libsvm" and whole[0] == "ok" and whole[1]:
+        _compare_with_scikit_learn(data, *whole[1][0])
+
+
+def _compare_with_scikit_learn(data: bytes, X, y) -> None:
+    """Where the decoder reads a file, scikit-learn's reader reads the same numbers (unless the lines list their
+    indices out of order, which it refuses and xgboost does not)."""
+    from sklearn.datasets import load_svmlight_file
+
+    try:
+        want_X, want_y = load_svmlight_file(io.BytesIO(data), n_features=X.shape[1], zero_based=True, dtype=np.float32)
+    except ValueError as exc:
+        if "should be sorted" in str(exc):
+            return
+        raise AssertionError(f"the decoder reads this file, scikit-learn does not: {exc}") from None
+    assert same_matrix(X, want_X), "the decoder and scikit-learn disagree on X"
+    with np.errstate(over="ignore"):  # labels beyond float32 are infinite in both
+        assert same_labels(y, want_y.astype(np.float32)), "the decoder and scikit-learn disagree on the labels"
 
 
 def _reference(data: bytes):

@@ -42,6 +42,12 @@ def test_recordio_protobuf_bodies(body):
 
 
 @fuzz
+@given(fuzzing.libsvm_bodies())
+def test_libsvm_bodies(body):
+    fuzzing.check_request("text/libsvm", body)
+
+
+@fuzz
 @given(fuzzing.npy_bodies())
 def test_npy_bodies(body):
     fuzzing.check_npy(body)
@@ -57,3 +63,9 @@ def test_training_csv_decoder(data, chunk):
 @given(fuzzing.recordio_bodies(), st.integers(1, 256))
 def test_training_recordio_protobuf_decoder(data, chunk):
     fuzzing.check_training_decoder("recordio-protobuf", data, chunk)
+
+
+@fuzz
+@given(fuzzing.libsvm_bodies(), st.integers(1, 64))
+def test_training_libsvm_decoder(data, chunk):
+    fuzzing.check_training_decoder("libsvm", data, chunk)

@@ -86,18 +86,22 @@ def _parse(text: bytes, labelled: bool, blank_lines: bool):
         return None
     label = first & ~is_feature
     y = None
-    if label.any():
-        y = np.full(n, np.nan, np.float32)
-        y[row[label]] = numbers[position[label]]
+    with np.errstate(over="ignore"):  # beyond float32: infinite, which the channel and the server refuse
+        if label.any():
+            y = np.full(n, np.nan, np.float32)
+            y[row[label]] = numbers[position[label]]
+        value = value.astype(np.float32)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(row[is_feature], minlength=n), out=indptr[1:])
     width = int(index.max()) + 1 if index.size else 1
-    X = sp.csr_matrix((value.astype(np.float32), index.astype(np.int32), indptr), shape=(n, width))
-    if not X.has_canonical_format:
-        nnz = X.nnz
-        X.sum_duplicates()
-        if X.nnz != nnz:
-            return None  # an index twice in one line
+    X = sp.csr_matrix((value, index.astype(np.int32), indptr), shape=(n, width))
+    if not X.has_sorted_indices:
+        X.sort_indices()  # (sum_duplicates would also drop explicit zeros)
+    repeated = np.diff(X.indices) == 0
+    between = X.indptr[1:-1]
+    repeated[between[(between > 0) & (between < X.nnz)] - 1] = False  # a row may start with the index the row before ends with
+    if repeated.any():
+        return None  # an index twice in one line
     return X, y
 
 
