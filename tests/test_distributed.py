@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from conftest import CSV, CSV_NO_LABEL, PROTOBUF, TRAIN, Job, Result, csv_bytes, encode, separable, wait_for
+from conftest import CSV, CSV_NO_LABEL, LIBSVM, PROTOBUF, TRAIN, Job, Result, csv_bytes, encode, separable, wait_for
 from serve_helpers import ServeProcess, free_port
 
 from byoa.algorithms import ALGORITHMS
@@ -102,7 +102,7 @@ class LocalCluster:
 
 
 def deal(X, y, n: int, fmt: str = "csv"):
-    """Host i's records i, i+n, ... encoded (CSV with label first, or RecordIO-protobuf)."""
+    """Host i's records i, i+n, ... encoded (CSV with label first, RecordIO-protobuf, or libsvm)."""
     return [encode(fmt, X[i::n], None if y is None else y[i::n])[0] for i in range(n)]
 
 
@@ -244,6 +244,30 @@ def test_sharded_hosts_train_one_model_from_all_their_data(tmp_path, references,
     results = cluster.run()
     _, multi = cluster.jobs[0].model()
     SHARDED_CHECKS.get(algorithm, check)(multi, one, results[0], ref)
+
+
+@pytest.mark.parametrize("algorithm", ["xgboost", "random-forest"])
+def test_libsvm_hosts_whose_records_reach_different_widths_train_one_model_as_wide_as_all(tmp_path, algorithm):
+    """text/libsvm records carry no width: here no record of the first host's files reaches the last feature, and
+    the second host's do. The joined model takes every feature, and splits on the one only the second host saw."""
+    X, y = separable(n=2400, d=8, seed=12)
+    X[::2, 7] = 0  # the first host's records (0, 2, 4, ...) never list feature 7
+    X[1::2, 7] = 2 * y[1::2] + np.random.default_rng(0).random(1200)  # the second's always do, and it tells the class
+    hp = {"algorithm": algorithm, "seed": 1, **({"objective": "binary:logistic", "num_round": 20} if algorithm == "xgboost"
+                                               else {"n_estimators": 30, "max_depth": 8})}
+    cluster = LocalCluster(tmp_path / "cluster", 2).hyperparameters(hp)
+    cluster.channel("train", deal(X, y, 2, "libsvm"), LIBSVM, SHARDED)
+    results = cluster.run()
+    _, model = cluster.jobs[0].model()
+    assert model.n_features == 8 and 7 in split_features(model)
+    assert results[0].metric("test", "binary_classification_accuracy") > 0.8
+
+
+def split_features(model) -> set[int]:
+    if model.name == "xgboost":
+        trees = json.loads(model.model_json)["learner"]["gradient_booster"]["model"]["trees"]
+        return {f for t in trees for f, left in zip(t["split_indices"], t["left_children"]) if left != -1}
+    return set(model.feature[model.left >= 0].tolist())
 
 
 def test_linear_learner_breast_cancer_two_hosts_within_0_01_of_one_host(tmp_path, make_job, cancer):
