@@ -33,7 +33,7 @@ from byoa.data import recordio  # noqa: E402
 from byoa.data.protobuf_codec import encode_rows  # noqa: E402
 
 TRAIN = ROOT / "container" / "train"
-CSV, PROTOBUF = "text/csv", "application/x-recordio-protobuf"
+CSV, PROTOBUF, LIBSVM = "text/csv", "application/x-recordio-protobuf", "text/libsvm"
 TARGET_MB, TARGET_S = 512, 30
 ALGORITHMS = {
     "kmeans (streaming)": {"algorithm": "kmeans", "k": "3", "feature_dim": "4"},
@@ -106,8 +106,20 @@ def recordio_widest_sparse(path: Path, size: int) -> tuple[str, str]:
     return PROTOBUF, "1,000 sparse records of 2**31-1 features"
 
 
+def libsvm_no_newline(path: Path, size: int) -> tuple[str, str]:
+    _repeat(path / "part.libsvm", b"1 0:1.5" + b" 1:1.5" * (1 << 20), size)
+    return LIBSVM, f"{size / 1e9:.1f} GB of libsvm items without a line end"
+
+
+def libsvm_widest_index(path: Path, size: int) -> tuple[str, str]:
+    """Valid libsvm lines whose index is the largest a record may have (2**31 - 2): 1,000 lines."""
+    (path / "part.libsvm").write_bytes(b"".join(b"%d 0:1 2147483646:1\n" % (i % 2) for i in range(1000)))
+    return LIBSVM, "1,000 libsvm lines reaching index 2**31-2"
+
+
 CASES = {f.__name__.replace("_", "-"): f for f in (no_newline, nul_bytes, gzip_bomb, gzip_no_newline, recordio_length_claim,
-                                                     recordio_multipart_claims, recordio_widest_sparse)}
+                                                     recordio_multipart_claims, recordio_widest_sparse, libsvm_no_newline,
+                                                     libsvm_widest_index)}
 
 
 def prepare(case: str, size: int, work: Path) -> tuple[Path, str]:

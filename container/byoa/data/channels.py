@@ -105,8 +105,10 @@ class FeatureCheck:
         """The block as the algorithm takes it; ``fixed``: its records say how wide they are (all but libsvm's)."""
         width = block.n_features
         if width > self.max_features:
-            row = first_beyond(block.X, self.max_features)[0] if not fixed else 0
-            raise DataError(self._too_wide(f"{where}: record {first_record + row}", width))
+            if fixed:
+                raise DataError(self._too_wide(f"{where}: record {first_record}", width))
+            row, column = first_beyond(block.X, self.max_features)
+            raise DataError(self._too_wide(f"{where}: record {first_record + row}, reaching index {column:,},", column + 1))
         if not fixed:
             return self._libsvm(block, where, first_record)
         if self.expected is None:
