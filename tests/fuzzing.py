@@ -308,6 +308,7 @@ def check_request(content_type: str, body: bytes) -> None:
         X = codecs.decode(content_type, body)
     except codecs.ClientError as exc:
         assert 400 <= exc.status < 500 and 0 < len(exc.message) <= 2000 and "Traceback" not in exc.message, exc.message
+        assert "could not be parsed" not in exc.message, "the line scan found nothing wrong where the parse failed"
         return
     assert X.dtype == np.float32 and X.ndim == 2 and X.shape[0] >= 1 and X.shape[1] >= 1, (X.dtype, X.shape)
     if sp.issparse(X):
@@ -341,6 +342,7 @@ def _outcome(make, data: bytes, chunk: int):
         blocks = _fed(decoder, data, chunk)
     except DataError as exc:
         assert str(exc) and "\n" not in str(exc), str(exc)
+        assert "could not be parsed" not in str(exc), "the line scan found nothing wrong where the parse failed"
         return ("error", str(exc))
     if not decoder.fixed_width:
         return ("ok", [(concat(blocks).X, concat(blocks).y)] if blocks else [])

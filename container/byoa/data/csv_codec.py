@@ -17,11 +17,15 @@ from .lines import LineDecoder
 
 
 def _line_problem(line: bytes, width: int | None, quote: bool) -> str | None:
+    if b"\r" in line.removesuffix(b"\n").removesuffix(b"\r"):
+        return "holds a carriage return (\\r) before its end: lines end with \\n or \\r\\n"
     fields = line.decode("utf-8", errors="replace").strip().split(",")
     if width is not None and len(fields) != width:
         return f"has {len(fields)} columns, expected {width} like the lines before it"
     for col, value in enumerate(fields, 1):
         try:
+            if "_" in value:  # Python reads 1_000; numpy does not
+                raise ValueError
             float(value)
         except ValueError:
             return f"column {col}: " + (f"{shown(value.strip()[:40])!r} is not a number" if quote else "not a number")
@@ -44,8 +48,9 @@ def parse_rows(text: bytes, width: int | None = None, where: str = "request body
     except ValueError:
         pass
     line_no, pos = first_line, 0
-    for line in text.splitlines(keepends=True):
-        if line.strip():
+    for line in text.split(b"\n"):  # numpy's own line ends (a lone \r is not one)
+        line += b"\n"
+        if line.strip(b"\r\n"):  # (numpy skips empty lines, not lines of spaces)
             problem = _line_problem(line, width, quote)
             if problem:
                 raise DataError(f"line {line_no} (byte {offset + pos}) of {where} {problem}")

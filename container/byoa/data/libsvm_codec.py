@@ -56,7 +56,7 @@ def _parse(text: bytes, labelled: bool, blank_lines: bool):
     lines = np.searchsorted(np.flatnonzero(a == 10), starts)  # each item's line
     first = np.ones(starts.size, bool)  # the items that start a line
     first[1:] = lines[1:] != lines[:-1]
-    if not blank_lines and first.sum() != text.rstrip(b"\r\n").count(b"\n") + 1:
+    if not blank_lines and first.sum() != text.rstrip().count(b"\n") + 1:  # (blank lines at the end are no records)
         return None
     colons = np.flatnonzero(a == COLON)
     item_of_colon = np.searchsorted(starts, colons, side="right") - 1
