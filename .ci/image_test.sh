@@ -108,7 +108,7 @@ check_serve() {  # check_serve EXTRA_RUN_OPTIONS...
   python3 local_test/invoke.py --wait "http://127.0.0.1:$port/ping" || { cat /tmp/byoa-ci-serve.log; exit 1; }
   local expected
   expected=$(cat local_test/payloads/expected_labels.txt)
-  for payload in local_test/payloads/payload.{csv,json,jsonl,pbr,npy}; do
+  for payload in local_test/payloads/payload.{csv,json,jsonl,pbr,npy,libsvm}; do
     for accept in application/json text/csv application/jsonlines application/x-recordio-protobuf; do
       PORT=$port local_test/predict.sh "$payload" "" "$accept" > /tmp/byoa-ci-reply && grep -q "(HTTP 200)" /tmp/byoa-ci-reply \
         || { log "$payload -> $accept:"; cat /tmp/byoa-ci-reply; exit 1; }
@@ -116,7 +116,7 @@ check_serve() {  # check_serve EXTRA_RUN_OPTIONS...
     got=$(PORT=$port local_test/predict.sh "$payload" "" application/json | python3 -c "$LABELS")
     [ "$got" = "$expected" ] || { log "$payload: predicted $got, expected $expected"; exit 1; }
   done
-  log "  serve: 5 content types x 4 accepts answered; predicted labels $expected as expected"
+  log "  serve: 6 content types x 4 accepts answered; predicted labels $expected as expected"
   podman stop -t 30 "$name" >/dev/null
 }
 

@@ -60,7 +60,7 @@ serve_pid=$!
 python local_test/invoke.py --wait "http://127.0.0.1:$port/ping" || { cat "$work/serve.log"; exit 1; }
 url="http://127.0.0.1:$port/invocations"
 echo "  three iris flowers (expected classes: $(cat local_test/payloads/expected_labels.txt)), in every request content type:"
-for pair in csv:text/csv json:application/json jsonl:application/jsonlines pbr:application/x-recordio-protobuf npy:application/x-npy; do
+for pair in csv:text/csv json:application/json jsonl:application/jsonlines pbr:application/x-recordio-protobuf npy:application/x-npy libsvm:text/libsvm; do
   reply=$(python local_test/invoke.py "$url" "${pair#*:}" application/json < "local_test/payloads/payload.${pair%%:*}")
   echo "  payload.${pair%%:*} (${pair#*:}) -> application/json: ${reply%%$'\n'*}"
 done

@@ -2,12 +2,13 @@
 # Send one payload file to a running server.
 #   local_test/predict.sh <payload> [content-type] [accept]
 #   local_test/predict.sh local_test/payloads/payload.json application/json text/csv
-# Default content type from the file's extension (.csv .json .jsonl .pbr .npy); default accept JSON.
+# Default content type from the file's extension (.csv .json .jsonl .pbr .npy .libsvm); default accept JSON.
 set -euo pipefail
 payload=${1:?usage: $0 <payload> [content-type] [accept]}
 case "$payload" in
   *.csv) guess=text/csv ;; *.jsonl) guess=application/jsonlines ;; *.json) guess=application/json ;;
-  *.pbr) guess=application/x-recordio-protobuf ;; *.npy) guess=application/x-npy ;; *) guess=text/csv ;;
+  *.pbr) guess=application/x-recordio-protobuf ;; *.npy) guess=application/x-npy ;; *.libsvm) guess=text/libsvm ;;
+  *) guess=text/csv ;;
 esac
 content_type=${2:-$guess}
 accept=${3:-application/json}
