@@ -67,22 +67,22 @@ def widened(X, width: int):
     return sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], width))
 
 
-def fit_width(X, width: int, whose: str = "the model's", first: int = 0):
-    """X as the ``width`` features a model takes: sparse records may be narrower (libsvm records carry no width,
+def fit_width(X, width: int, first: int = 0):
+    """X as the ``width`` features the model takes: sparse records may be narrower (libsvm records carry no width,
     sparse requests may omit trailing zeros). DataError names the first record that does not fit, counting from
     ``first``."""
     got = X.shape[1]
     if got == width:
         return X
     if not sp.issparse(X):
-        raise DataError(f"each record needs {width} features ({whose}); got {got} (record {first})")
+        raise DataError(f"each record needs {width} features (the model's); got {got} (record {first})")
     if got < width:
         return widened(X, width)
     X = sp.csr_matrix(X)
     if (X.indices >= width).any():
         row, column = first_beyond(X, width)
-        raise DataError(f"record {first + row} has feature index {column}, beyond {whose} {width} features (indices count from 0)")
-    raise DataError(f"the records have {got} features (sparse shape), more than {whose} {width}")
+        raise DataError(f"record {first + row} has feature index {column}, beyond the model's {width} features (indices count from 0)")
+    raise DataError(f"the records have {got} features (sparse shape), more than the model's {width}")
 
 
 def first_beyond(X, width: int) -> tuple[int, int]:

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 SUPPORTED = media.names("channel")
 INPUT_MODES = ("File", "Pipe", "FastFile")  # FastFile streams files on access: read as File mode
-COMPRESSIONS = ("None", "Gzip")
-SUFFIXES = {".csv": media.CSV, ".libsvm": media.LIBSVM, ".svm": media.LIBSVM}  # File mode without a ContentType  # Gzip: File mode reads every file as gzip; in Pipe mode SageMaker decompresses
+COMPRESSIONS = ("None", "Gzip")  # Gzip: File mode reads every file as gzip; in Pipe mode SageMaker decompresses
+SUFFIXES = {".csv": media.CSV, ".libsvm": media.LIBSVM, ".svm": media.LIBSVM}  # File mode without a ContentType
 
 
 def content_types() -> list[str]:

@@ -88,7 +88,7 @@ def evaluate(model, records: dict[str, tuple[str, Iterable[Block], int | None]],
 def _fitted(block: Block, width: int, channel: str, first: int) -> Block:
     """The records as wide as the model (text/libsvm records carry no width); else one line naming the record."""
     try:
-        return Block(fit_width(block.X, width, "the model's", first), block.y)
+        return Block(fit_width(block.X, width, first), block.y)
     except DataError as exc:
         raise DataError(f"channel '{channel}': {exc}") from None
 
