@@ -315,6 +315,18 @@ def check_request(content_type: str, body: bytes) -> None:
         assert X.format == "csr" and (X.indices.size == 0 or (X.indices.min() >= 0 and X.indices.max() < X.shape[1]))
 
 
+def check_libsvm(body: bytes) -> None:
+    """As check_request; and where the one-line shortcut reads a body, the all-lines parser reads the same."""
+    from byoa.data.libsvm_codec import _one_line, _parse
+
+    check_request("text/libsvm", body)
+    for labelled in (True, False):
+        short = _one_line(body, labelled)
+        if short is not None:
+            full = _parse(body, labelled, blank_lines=False)
+            assert full is not None and same_matrix(short[0], full[0]) and same_labels(short[1], full[1]), body
+
+
 def check_npy(body: bytes) -> None:
     """As check_request; and where the decoder accepts a body, numpy's own reader gives the same array."""
     check_request("application/x-npy", body)

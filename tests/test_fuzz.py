@@ -44,7 +44,7 @@ def test_recordio_protobuf_bodies(body):
 @fuzz
 @given(fuzzing.libsvm_bodies())
 def test_libsvm_bodies(body):
-    fuzzing.check_request("text/libsvm", body)
+    fuzzing.check_libsvm(body)
 
 
 @fuzz
