@@ -45,12 +45,12 @@ log = logging.getLogger("byoa.train")
 SEED = Param("seed", Integer(0, 2**32 - 1), 0, "drives every random choice (and the data split): the same job gives the same model")
 COMMON = [*split.PARAMS, SEED]  # every algorithm's evaluation settings
 SYNC_STEPS = 64  # several hosts, local steps (``LocalSteps``): most local mini-batches between averages
+WHOLE_PASS = None  # ``round()``'s batch count: the rest of the pass
 
 
 def test_channel(records: str = "labelled records") -> ChannelRule:
     """The test role, the same for every algorithm: given, or held out of train by the split."""
     return ChannelRule("test", f"{records} for the final metrics; without it, a held-out share of train (test_fraction)")
-WHOLE_PASS = None  # ``round()``'s batch count: the rest of the pass
 
 
 @dataclass

@@ -22,8 +22,6 @@ from .limits import MAX_FEATURES
 from .lines import LineDecoder
 
 _COMMENT = re.compile(rb"#[^\n]*")
-_SEPARATOR = np.zeros(256, bool)
-_SEPARATOR[[9, 10, 11, 12, 13, 32]] = True  # the whitespace that splits items (\r: a CRLF line end), as bytes.split
 _DIGIT = np.zeros(256, bool)
 _DIGIT[ord("0"):ord("9") + 1] = True
 COLON = ord(":")
@@ -49,9 +47,9 @@ def parse_lines(text: bytes, where: str, labelled: bool, first_line: int = 1, of
 def _parse(text: bytes, labelled: bool, blank_lines: bool):
     """All lines at once; None when anything is off (the line scan then says what)."""
     a = np.frombuffer(text, np.uint8)
-    separator = a <= 32
+    separator = a <= 32  # the whitespace that splits items, as bytes.split (\r: a CRLF line end) ...
     if ((a < 9) | ((a > 13) & (a < 32))).any():
-        return None  # control bytes other than whitespace
+        return None  # ... once control bytes other than whitespace are refused
     starts = np.flatnonzero(~separator & np.r_[True, separator[:-1]])  # each item's first byte
     if not starts.size:  # (numpy reads whitespace alone as [-1.0])
         return sp.csr_matrix((0, 1), dtype=np.float32), None
@@ -66,7 +64,7 @@ def _parse(text: bytes, labelled: bool, blank_lines: bool):
         if colons[0] == 0 or colons[-1] == a.size - 1:
             return None
         around = np.concatenate((a[colons - 1], a[colons + 1]))
-        if (_SEPARATOR[around] | (around == COLON)).any() or (np.diff(item_of_colon) <= 0).any():
+        if ((around <= 32) | (around == COLON)).any() or (np.diff(item_of_colon) <= 0).any():
             return None  # every colon joins two non-empty parts, at most one per item
         begin = starts[item_of_colon]
         length = colons - begin  # the index parts: from an item's start to its colon
